@@ -1,0 +1,3 @@
+from ripen.cli import app
+
+app()

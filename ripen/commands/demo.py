@@ -1,0 +1,9 @@
+"""`ripen demo` commands (owned by the demo work; filled in as that issue lands)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Attach this module's commands to the root app."""

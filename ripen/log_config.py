@@ -1,0 +1,33 @@
+"""Structured logging for every ripen process (structlog over the standard library)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+
+def configure_logging(level: str = "INFO", json: bool = False) -> None:
+    """Route stdlib and structlog records to stderr as key=value pairs or JSON lines.
+
+    Log only ids and numbers: never profile fields, event properties or secrets.
+    """
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ValueError(f"log level must be one of DEBUG, INFO, WARNING, ERROR, but got {level!r}")
+    logging.basicConfig(stream=sys.stderr, level=numeric, format="%(message)s", force=True)
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
