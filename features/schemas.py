@@ -238,7 +238,7 @@ class EngagementEvent(BaseModel):
 
     def properties_size(self) -> int:
         """Size of ``properties`` as compact JSON, in bytes (the store caps it)."""
-        return len(json.dumps(self.properties, separators=(",", ":"), default=str).encode())
+        return len(json.dumps(self.properties, separators=(",", ":"), ensure_ascii=False, default=str).encode())
 
 
 class ConsentRecord(BaseModel):
