@@ -145,7 +145,8 @@ class BinaryScorer(ClassifierMixin, BaseEstimator):
                     raise ValueError(f"feature `{col}` must be numeric, as in training, but: {exc}") from None
         return pd.DataFrame(out, index=X.index)
 
-    def _lgb_params(self) -> dict[str, Any]:
+    def lgb_params(self) -> dict[str, Any]:
+        """LightGBM training parameters derived from the hyperparameters and the learned schema."""
         constraints = [1 if c in set(self.monotone_increasing) else 0 for c in self.feature_names_in_]
         params: dict[str, Any] = {
             "objective": "binary",
@@ -167,7 +168,8 @@ class BinaryScorer(ClassifierMixin, BaseEstimator):
             params["monotone_constraints_method"] = "advanced"
         return params
 
-    def _sample_weight(self, y: np.ndarray) -> np.ndarray | None:
+    def sample_weight(self, y: np.ndarray) -> np.ndarray | None:
+        """Per-row weights that give both classes equal total weight (``class_weight="balanced"``)."""
         if self.class_weight is None:
             return None
         pos = y.mean()
@@ -203,19 +205,25 @@ class BinaryScorer(ClassifierMixin, BaseEstimator):
             X_valid, y_valid_arr, test_size=0.5, stratify=y_valid_arr, random_state=self.random_state
         )
         self.base_rate_ = float(np.mean(y_arr))
-        train_set = lgb.Dataset(X, y_arr, weight=self._sample_weight(y_arr), categorical_feature="auto")
-        stop_set = lgb.Dataset(X_stop, y_stop, weight=self._sample_weight(y_stop), reference=train_set)
-        self.booster_ = lgb.train(
-            self._lgb_params(),
+        self.booster_, self.best_iteration_ = self._train_booster(X, y_arr, X_stop, y_stop)
+        self.classes_ = np.array([0, 1])
+        self._fit_calibrator(self.decision_function(X_cal), y_cal)
+        return self
+
+    def _train_booster(
+        self, X: pd.DataFrame, y: np.ndarray, X_stop: pd.DataFrame, y_stop: np.ndarray
+    ) -> tuple[lgb.Booster, int]:
+        """Boost on ``X, y`` and stop when the weighted log loss on ``X_stop`` has not improved for a while."""
+        train_set = lgb.Dataset(X, y, weight=self.sample_weight(y), categorical_feature="auto")
+        stop_set = lgb.Dataset(X_stop, y_stop, weight=self.sample_weight(y_stop), reference=train_set)
+        booster = lgb.train(
+            self.lgb_params(),
             train_set,
             num_boost_round=self.n_estimators,
             valid_sets=[stop_set],
             callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
         )
-        self.best_iteration_ = int(self.booster_.best_iteration or self.n_estimators)
-        self.classes_ = np.array([0, 1])
-        self._fit_calibrator(self.decision_function(X_cal), y_cal)
-        return self
+        return booster, int(booster.best_iteration or self.n_estimators)
 
     def _fit_calibrator(self, margin: np.ndarray, y: np.ndarray) -> None:
         method = self.calibration
