@@ -7,14 +7,20 @@ engine can fix and re-send exactly the bad ones; the good ones of the same batch
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from features.schemas import EngagementEvent, EventType
+
+if TYPE_CHECKING:
+    from features.event_store import EventStore
 
 _KNOWN_TYPES = ", ".join(t.value for t in EventType)
 
@@ -80,8 +86,9 @@ def _error_from_validation(index: int, raw: Mapping[str, Any], exc: ValidationEr
 
 
 def _normalise(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Accept what files carry: properties as a JSON string (our Parquet export), ``None`` for absent ids."""
+    """Accept what files carry: JSON-text properties and ``ingested_at`` of our export, ``None`` ids."""
     record = {k: v for k, v in raw.items() if v is not None}
+    record.pop("ingested_at", None)  # the store's own column in our exports: set again on re-ingest
     props = record.get("properties")
     if isinstance(props, str):
         record["properties"] = json.loads(props) if props else {}
@@ -142,3 +149,95 @@ def validate_indexed(
             continue
         good.append((index, event))
     return good, errors
+
+
+@dataclass
+class FileIngestSummary:
+    """Totals of ingesting one file, with the first rejected items (index = record number in the file)."""
+
+    records: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    first_errors: list[EventError] = dc_field(default_factory=list)
+
+
+def count_records(path: Path) -> int:
+    """Number of records in a JSONL or Parquet event file (for progress bars)."""
+    kind = _file_kind(path)
+    if kind == "parquet":
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    with path.open("rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def _file_kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in {".parquet", ".pq"}:
+        return "parquet"
+    if suffix in {".jsonl", ".ndjson", ".json"}:
+        return "jsonl"
+    raise ValueError(f"events file must end in .jsonl, .ndjson or .parquet, but got {path.name!r}")
+
+
+def read_event_batches(path: Path, batch_size: int = 1_000) -> Iterator[list[Mapping[str, Any] | EventError]]:
+    """Raw records of a JSONL or Parquet file in batches; a JSONL line that is not a JSON value comes through
+    as an ``EventError`` (field ``line``) at its position, so numbering stays that of the file."""
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be > 0, but got {batch_size}")
+    if _file_kind(path) == "parquet":
+        for record_batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
+            yield list(record_batch.to_pylist())
+        return
+    batch: list[Mapping[str, Any] | EventError] = []
+    index = 0
+    with path.open(encoding="utf-8") as fh:
+        for line_number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                batch.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                batch.append(EventError(index, "line", f"line {line_number} is not valid JSON: {exc.msg}"))
+            index += 1
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+def ingest_file(
+    store: EventStore,
+    path: Path,
+    *,
+    batch_size: int = 1_000,
+    now: datetime | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    keep_errors: int = 20,
+) -> FileIngestSummary:
+    """Validate and append every record of a JSONL/Parquet file in batches; ``on_batch(n)`` reports progress.
+
+    Each batch is committed before the next is read, so an interrupted run can simply be repeated: what was
+    already stored comes back as ``duplicate``.
+    """
+    summary = FileIngestSummary()
+    for batch in read_event_batches(path, batch_size):
+        offset = summary.records
+        parsed = [(i, r) for i, r in enumerate(batch) if not isinstance(r, EventError)]
+        unparsed = [(i, r) for i, r in enumerate(batch) if isinstance(r, EventError)]
+        errors = [EventError(offset + i, r.field, r.reason) for i, r in unparsed]
+        result = store.ingest([r for _, r in parsed], now=now)
+        for (i, _), item in zip(parsed, result.items, strict=True):
+            if item.status == "rejected":
+                errors.append(EventError(offset + i, item.field or "event", item.reason or "", item.event_id))
+        summary.records += len(batch)
+        summary.stored += result.stored
+        summary.duplicates += result.duplicates
+        summary.rejected += len(errors)
+        room = keep_errors - len(summary.first_errors)
+        if room > 0:
+            summary.first_errors.extend(sorted(errors, key=lambda e: e.index)[:room])
+        if on_batch is not None:
+            on_batch(len(batch))
+    return summary

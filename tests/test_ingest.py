@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
-from features.ingest import EventError, validate_events
+from features.event_store import open_settings_event_store
+from features.ingest import EventError, count_records, ingest_file, validate_events
 from features.schemas import EventType
+from ripen.cli import app
+from ripen.settings import Settings
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -91,3 +98,61 @@ def test_every_bad_index_is_reported_in_order() -> None:
 def test_naive_now_is_refused() -> None:
     with pytest.raises(ValueError, match="now must be timezone-aware"):
         validate_events([raw()], now=datetime(2026, 6, 1))
+
+
+# -- files and the `ripen events` commands -------------------------------------------------------------------
+def write_jsonl(path: Path, n: int) -> None:
+    lines = [
+        json.dumps(raw(event_id=f"f{i}", contact_id=f"c{i % 3}", timestamp=f"2026-05-01T10:{i:02d}:00Z"))
+        for i in range(n)
+    ]
+    lines.insert(2, "{not json")
+    lines.insert(4, json.dumps(raw(event_id="naive", timestamp="2026-05-01T10:00:00")))
+    lines.insert(5, "")  # blank lines are skipped, not counted
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_ingest_file_numbers_errors_by_record_and_is_rerunnable(settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    write_jsonl(path, 30)
+    assert count_records(path) == 32
+    with open_settings_event_store(settings) as store:
+        seen: list[int] = []
+        first = ingest_file(store, path, batch_size=7, now=NOW, on_batch=seen.append)
+        again = ingest_file(store, path, batch_size=7, now=NOW)
+        assert store.count() == 30
+    assert sum(seen) == 32 and max(seen) == 7
+    assert (first.records, first.stored, first.duplicates, first.rejected) == (32, 30, 0, 2)
+    assert [(e.index, e.field) for e in first.first_errors] == [(2, "line"), (4, "timestamp")]
+    assert "line 3 is not valid JSON" in first.first_errors[0].reason
+    assert (again.stored, again.duplicates, again.rejected) == (0, 30, 2)
+
+
+def test_unknown_file_kind_is_named(tmp_path: Path) -> None:
+    with pytest.raises(
+        ValueError, match=r"events file must end in .jsonl, .ndjson or .parquet, but got 'x.csv'"
+    ):
+        count_records(tmp_path / "x.csv")
+
+
+def test_cli_ingest_export_and_reingest_the_export(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    write_jsonl(path, 30)
+    data_dir = tmp_path / "data"
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["events", "ingest", str(path), "--data-dir", str(data_dir), "--batch-size", "10"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "32 events read: 30 stored, 0 duplicates, 2 rejected" in result.output
+    assert "events[4].timestamp" in result.output
+    out = tmp_path / "export" / "events.parquet"
+    start = ["--start", "2026-05-01T10:10:00"]
+    result = runner.invoke(app, ["events", "export", str(out), "--data-dir", str(data_dir), *start])
+    assert result.exit_code == 0, result.output
+    assert "20 events written" in result.output
+    assert pq.read_table(out).num_rows == 20
+    # Our own export is valid input: another store takes it as it is.
+    result = runner.invoke(app, ["events", "ingest", str(out), "--data-dir", str(tmp_path / "other")])
+    assert result.exit_code == 0, result.output
+    assert "20 events read: 20 stored, 0 duplicates, 0 rejected" in result.output
