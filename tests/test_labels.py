@@ -1,0 +1,113 @@
+"""Label construction: windows respected, no leakage past the snapshot, censoring, churn eligibility, time split."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from training.labels import label_snapshots, sample_snapshots, time_split
+
+T0 = pd.Timestamp("2026-01-01", tz="UTC")
+
+
+def day(n: float) -> pd.Timestamp:
+    return T0 + pd.Timedelta(days=n)
+
+
+def events_frame(rows: list[tuple[str, float, str, dict | None]]) -> pd.DataFrame:  # type: ignore[type-arg]
+    return pd.DataFrame(
+        [{"contact_id": c, "timestamp": day(d), "type": t, "properties": p or {}} for c, d, t, p in rows]
+    )
+
+
+EVENTS = events_frame(
+    [
+        ("a", 0, "page_view", None),
+        ("a", 20, "demo_request", None),  # ready on day 20
+        ("b", 0, "page_view", None),
+        ("b", 50, "status_change", {"status": "sql"}),  # ready on day 50
+        ("c", 0, "page_view", None),
+        ("c", 5, "status_change", {"status": "mql"}),  # MQL is not SQL
+        ("d", 0, "purchase", None),
+        ("d", 100, "cancellation", None),
+        ("e", 10, "page_view", None),
+        ("e", 70, "cancellation", None),  # never a customer: not eligible for churn
+        ("z", 200, "page_view", None),  # defines the end of data
+    ]
+)
+
+
+def snaps(rows: list[tuple[str, float]]) -> pd.DataFrame:
+    return pd.DataFrame([{"contact_id": c, "snapshot_time": day(d)} for c, d in rows])
+
+
+def test_readiness_window_and_no_leakage() -> None:
+    s = snaps([("a", 1), ("a", 19.9), ("a", 20), ("a", 25), ("b", 1), ("b", 25), ("c", 1), ("z", 180)])
+    out = label_snapshots(EVENTS, s, "readiness")
+    got = {(r.contact_id, (r.snapshot_time - T0).days): r.label for r in out.itertuples()}
+    assert got[("a", 1)] == 1  # outcome 19 days later, inside 30
+    assert got[("a", 19)] == 1
+    assert ("a", 20) not in got and ("a", 25) not in got  # outcome already happened: not scored any more
+    assert got[("b", 1)] == 0  # SQL on day 50 is outside (1, 31]
+    assert got[("b", 25)] == 1
+    assert got[("c", 1)] == 0  # MQL does not count
+    assert ("z", 180) not in got  # window runs past the end of data: label unknown, dropped
+
+
+def test_readiness_horizon_is_a_parameter() -> None:
+    s = snaps([("b", 1)])
+    assert label_snapshots(EVENTS, s, "readiness", horizon=pd.Timedelta(days=60))["label"].tolist() == [1]
+
+
+def test_churn_needs_a_customer_and_looks_ahead_90_days() -> None:
+    s = snaps([("d", 5), ("d", 9), ("d", 11), ("e", 20), ("c", 20)])
+    out = label_snapshots(EVENTS, s, "churn")
+    got = {(r.contact_id, (r.snapshot_time - T0).days): r.label for r in out.itertuples()}
+    assert got == {("d", 5): 0, ("d", 9): 0, ("d", 11): 1}  # day 100 is within (11, 101]; e and c never bought
+
+
+def test_labels_ignore_future_features_ordering() -> None:
+    shuffled = EVENTS.sample(frac=1.0, random_state=3)
+    s = snaps([("a", 1), ("b", 25), ("d", 11)])
+    pd.testing.assert_frame_equal(
+        label_snapshots(shuffled, s, "readiness").reset_index(drop=True),
+        label_snapshots(EVENTS, s, "readiness").reset_index(drop=True),
+    )
+
+
+def test_sample_snapshots_caps_long_histories_and_stays_before_outcome() -> None:
+    rows = [("long", float(d), "page_view", None) for d in range(0, 300, 3)]
+    rows += [("short", 280.0, "page_view", None), ("x", 0.0, "page_view", None), ("x", 40.0, "demo_request", None)]
+    events = events_frame(rows)
+    out = sample_snapshots(events, "readiness", max_per_contact=3)
+    counts = out["contact_id"].value_counts()
+    assert counts["long"] == 3
+    assert "short" not in counts  # first seen 17 days before the end: no complete 30-day window
+    x = out[out["contact_id"] == "x"]
+    assert (x["snapshot_time"] < day(40)).all() and not x.empty
+    assert (out["snapshot_time"] + pd.Timedelta(days=30) <= events["timestamp"].max()).all()
+
+
+def test_time_split_is_ordered_and_gapped() -> None:
+    frame = pd.DataFrame({"snapshot_time": [day(d) for d in range(100)], "x": range(100)})
+    train, valid, test = time_split(frame, gap=pd.Timedelta(days=5))
+    assert train["snapshot_time"].max() + pd.Timedelta(days=5) < valid["snapshot_time"].min()
+    assert valid["snapshot_time"].max() + pd.Timedelta(days=5) < test["snapshot_time"].min()
+    assert len(test) >= 14
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: label_snapshots(EVENTS.drop(columns=["type"]), snaps([("a", 1)]), "readiness"), "lacks columns"),
+        (lambda: label_snapshots(EVENTS, snaps([("a", 1)]), "upsell"), "`kind`"),  # type: ignore[arg-type]
+        (lambda: label_snapshots(EVENTS, snaps([("a", 1)]), "churn", horizon=pd.Timedelta(0)), "`horizon`"),
+        (lambda: time_split(pd.DataFrame({"t": [day(1)]})), "not a column"),
+        (lambda: time_split(pd.DataFrame({"snapshot_time": [day(1)]}), valid_fraction=0.6, test_fraction=0.5),
+         "sum below 1"),
+        (lambda: sample_snapshots(EVENTS, "readiness", max_per_contact=0), "`max_per_contact`"),
+    ],
+)
+def test_bad_input(call, match: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=match):
+        call()
