@@ -1,0 +1,120 @@
+"""One decision path for one contact or a whole audience: guardrails first, then the policy, vectorised.
+
+``decide`` runs the hard rules per contact, builds the eligibility mask, scores every (contact, candidate)
+pair in one matrix product and samples with per-decision uniforms keyed by the event id, so a contact gets
+the same answer alone or inside a batch of any size, for the same event id and seed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+import numpy as np
+
+from features.schemas import Channel
+from models.context import (
+    ActionKind,
+    Candidate,
+    ContactContext,
+    Decision,
+    GuardrailConfig,
+    GuardrailOutcome,
+    RankedAlternative,
+)
+from models.guardrails import apply_guardrails
+from models.policy.base import ContentPolicy, decision_uniforms
+from models.policy.encoding import encode_candidates, encode_contexts, metadata_prior
+
+
+def decide(
+    contexts: Sequence[ContactContext],
+    candidates: Sequence[Candidate],
+    policy: ContentPolicy,
+    *,
+    channel: Channel,
+    now: datetime,
+    policy_version: str,
+    config: GuardrailConfig | None = None,
+    excluded_ids: Sequence[Collection[str]] | None = None,
+    event_ids: Sequence[str] | None = None,
+    n_slots: int = 1,
+    seed: int = 0,
+) -> list[Decision]:
+    """Decide for every contact; one ``Decision`` per context, in order.
+
+    excluded_ids: per contact, the ids the caller excluded (same length as ``contexts``).
+    event_ids: per contact, the decision's id (generated when omitted); it keys the sampling randomness.
+    """
+    config = config or GuardrailConfig()
+    n = len(contexts)
+    if excluded_ids is not None and len(excluded_ids) != n:
+        raise ValueError(
+            f"`excluded_ids` must have {n} entries (one per contact), but got {len(excluded_ids)}"
+        )
+    if event_ids is not None and len(event_ids) != n:
+        raise ValueError(f"`event_ids` must have {n} entries (one per contact), but got {len(event_ids)}")
+    ids = list(event_ids) if event_ids is not None else [str(uuid.uuid4()) for _ in range(n)]
+    outcomes: list[GuardrailOutcome] = [
+        apply_guardrails(
+            ctx,
+            candidates,
+            channel=channel,
+            now=now,
+            config=config,
+            excluded_ids=excluded_ids[i] if excluded_ids is not None else (),
+        )
+        for i, ctx in enumerate(contexts)
+    ]
+    position = {c.content_id: j for j, c in enumerate(candidates)}
+    eligible = np.zeros((n, len(candidates)), dtype=bool)
+    for i, outcome in enumerate(outcomes):
+        eligible[i, [position[c.content_id] for c in outcome.eligible]] = True
+    content_rows = [int(i) for i in np.flatnonzero(eligible.any(axis=1))]
+    decisions: list[Decision | None] = [None] * n
+    if len(content_rows):
+        rows_ctx = [contexts[i] for i in content_rows]
+        selection = policy.select_action(
+            encode_contexts(rows_ctx, config.taxonomy),
+            encode_candidates(candidates, config.taxonomy),
+            eligible[content_rows],
+            metadata_prior(rows_ctx, candidates, config.taxonomy),
+            n_slots=n_slots,
+            uniforms=decision_uniforms([ids[i] for i in content_rows], seed),
+        )
+        dist = selection.distribution
+        for r, i in enumerate(content_rows):
+            chosen = [int(j) for j in selection.actions[r]]
+            probs = dist.probabilities[r]
+            decisions[i] = Decision(
+                event_id=ids[i],
+                contact_id=contexts[i].contact_id,
+                decided_at=now,
+                action=ActionKind.CONTENT,
+                policy_version=policy_version,
+                content_id=candidates[chosen[0]].content_id,
+                probability=float(selection.probabilities[r]),
+                alternatives=tuple(
+                    RankedAlternative(candidates[j].content_id, float(dist.scores[r, j]))
+                    for j in chosen[1:]
+                    if j >= 0
+                ),
+                eligible_probabilities={
+                    candidates[j].content_id: float(probs[j]) for j in map(int, np.flatnonzero(eligible[i]))
+                },
+                exclusions=outcomes[i].exclusions,
+            )
+    for i, outcome in enumerate(outcomes):
+        if decisions[i] is None:
+            decisions[i] = Decision(
+                event_id=ids[i],
+                contact_id=contexts[i].contact_id,
+                decided_at=now,
+                action=outcome.action,
+                policy_version=policy_version,
+                exclusions=outcome.exclusions,
+                wait_until=outcome.wait_until,
+                reason=outcome.reason,
+            )
+    return [d for d in decisions if d is not None]
