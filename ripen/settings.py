@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     max_clock_skew_seconds: int = Field(default=300, ge=0, description="How far in the future an event may be.")
     max_properties_bytes: int = Field(default=16_384, gt=0, description="Largest accepted event properties (JSON).")
     max_batch_events: int = Field(default=5_000, gt=0, description="Largest accepted events batch.")
+    max_request_bytes: int = Field(
+        default=5 * 1024 * 1024, gt=0, description="Largest accepted HTTP request body (bytes); larger gets 413."
+    )
     seed: int = 7
 
     api_keys: dict[str, SecretStr] = Field(

@@ -1,0 +1,91 @@
+"""Dependencies routes declare with ``Annotated`` aliases: settings, stores, and the caller's key with its
+scope.
+
+``SettingsDep`` resolves through ``ripen.settings.get_settings`` (an ``lru_cache``), so tests and
+``create_app`` replace it with ``app.dependency_overrides[get_settings]``. Scope checks are dependencies too:
+a route that takes ``EngineKey`` cannot run without a valid key carrying the ``engine`` scope (401 without a
+key, 403 without scope).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
+
+from features.event_store import EventStore
+from ripen.settings import Settings, get_settings
+from serving.auth import Principal, Scope
+from serving.metrics import ServingMetrics
+from serving.state import ServingState
+
+API_KEY_HEADER = "X-API-Key"
+
+_api_key_header = APIKeyHeader(
+    name=API_KEY_HEADER,
+    scheme_name="ApiKey",
+    description="An API key created with `ripen keys create --scope engine|sales|admin`.",
+    auto_error=False,
+)
+
+
+def get_state(request: Request) -> ServingState:
+    """The app's ``ServingState``."""
+    state: ServingState = request.app.state.ripen
+    return state
+
+
+StateDep = Annotated[ServingState, Depends(get_state)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_metrics(state: StateDep) -> ServingMetrics:
+    return state.metrics
+
+
+def get_event_store(state: StateDep) -> EventStore:
+    """The open event store; 503 while the app has not started (or is shutting down)."""
+    if state.event_store is None:
+        raise HTTPException(503, "the event store is not open yet", headers={"Retry-After": "1"})
+    return state.event_store
+
+
+MetricsDep = Annotated[ServingMetrics, Depends(get_metrics)]
+EventStoreDep = Annotated[EventStore, Depends(get_event_store)]
+
+
+def authenticate(
+    state: StateDep, token: Annotated[str | None, Security(_api_key_header)] = None
+) -> Principal:
+    """The caller behind the ``X-API-Key`` header; 401 when the header is missing or the key unknown."""
+    if not token:
+        raise HTTPException(401, f"missing API key (header {API_KEY_HEADER})")
+    ring = state.key_ring
+    principal = ring.authenticate(token) if ring is not None else None
+    if principal is None:
+        raise HTTPException(401, f"unknown API key (header {API_KEY_HEADER})")
+    structlog.contextvars.bind_contextvars(key_id=principal.key_id)
+    return principal
+
+
+ApiKeyDep = Annotated[Principal, Depends(authenticate)]
+
+
+def require_scope(scope: Scope) -> Callable[[Principal], Principal]:
+    """A dependency passing callers whose key has ``scope``; 403 naming the scope otherwise."""
+
+    def check(principal: ApiKeyDep) -> Principal:
+        if scope not in principal.scopes:
+            raise HTTPException(403, f"this route needs an API key with scope {scope.value!r}")
+        return principal
+
+    check.__name__ = f"require_{scope.value}_scope"
+    return check
+
+
+EngineKey = Annotated[Principal, Depends(require_scope(Scope.ENGINE))]
+SalesKey = Annotated[Principal, Depends(require_scope(Scope.SALES))]
+AdminKey = Annotated[Principal, Depends(require_scope(Scope.ADMIN))]

@@ -1,0 +1,90 @@
+"""The FastAPI application: ``create_app(settings)`` wires routers, middleware, error handlers and the
+lifespan.
+
+The lifespan opens the stores and the key ring at start and closes them at shutdown; nothing is opened at
+import time, so importing this module is free and several apps can live in one process (tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from features.event_store import EventStore, open_settings_event_store
+from ripen.settings import Settings, get_settings
+from serving.access_log import AccessLogMiddleware
+from serving.auth import load_key_ring
+from serving.errors import BodySizeLimitMiddleware, install_error_handlers
+from serving.metrics import ServingMetrics
+from serving.routes import catalog, events, health
+from serving.state import ReadinessCheck, ServingState
+
+log = structlog.get_logger(__name__)
+
+API_VERSION = "1"
+_PROBE_ID = "__readyz_probe__"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A ready-to-serve app for ``settings`` (``get_settings()`` when None)."""
+    resolved = settings if settings is not None else get_settings()
+    state = ServingState(settings=resolved, metrics=ServingMetrics())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await _open(state)
+        try:
+            yield
+        finally:
+            _close(state)
+
+    app = FastAPI(
+        title="ripen",
+        version=API_VERSION,
+        summary="Next-best-content for lead and customer nurturing.",
+        description=(
+            "Journey engines send engagement events and ask for the next content block; sales reads why a "
+            "contact is ready. Every route but `/healthz`, `/readyz` and `/metrics` needs an `X-API-Key` "
+            "with the right scope: `engine`, `sales` or `admin`."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.ripen = state
+    app.dependency_overrides[get_settings] = lambda: resolved
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=resolved.max_request_bytes)
+    app.add_middleware(AccessLogMiddleware, metrics=state.metrics)
+    for router in (health.router, events.router, catalog.router):
+        app.include_router(router)
+    return app
+
+
+async def _open(state: ServingState) -> None:
+    """Open the event store and load the keys; register their readiness checks."""
+    settings = state.settings
+    settings.ensure_dirs()
+    state.key_ring = load_key_ring(settings.data_dir, settings.api_keys)
+    if not len(state.key_ring):
+        log.warning("no_api_keys", hint="create one with `ripen keys create --scope engine`")
+    state.event_store = open_settings_event_store(settings)
+    state.readiness_checks["event_store"] = _event_store_check(state.event_store, settings.profile)
+    log.info("serving_started", profile=settings.profile, keys=len(state.key_ring))
+
+
+def _event_store_check(store: EventStore, profile: str) -> ReadinessCheck:
+    def check() -> str:
+        store.get_content(_PROBE_ID)  # a primary-key read: proves the connection without scanning
+        return profile
+
+    return check
+
+
+def _close(state: ServingState) -> None:
+    if state.event_store is not None:
+        state.event_store.close()
+        state.event_store = None
+    state.readiness_checks.clear()
+    log.info("serving_stopped")

@@ -1,0 +1,1 @@
+"""One router per resource; ``serving.main`` includes each (add a module here and one line there)."""

@@ -1,0 +1,30 @@
+"""What a running app holds between requests: its settings, open stores, accepted keys, metrics, readiness
+checks.
+
+Created by ``serving.main.create_app`` (metrics) and its lifespan (stores, keys); read by ``serving.deps``.
+One object per app, on ``app.state.ripen``, so several apps in one process (tests) share nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from features.event_store import EventStore
+from ripen.settings import Settings
+from serving.auth import KeyRing
+from serving.metrics import ServingMetrics
+
+ReadinessCheck = Callable[[], str]
+"""Probes one dependency: returns a short detail when usable, raises when not."""
+
+
+@dataclass
+class ServingState:
+    """The app's long-lived parts; stores and keys are None until the lifespan has opened them."""
+
+    settings: Settings
+    metrics: ServingMetrics
+    event_store: EventStore | None = None
+    key_ring: KeyRing | None = None
+    readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)
