@@ -22,7 +22,7 @@ Language = Literal["en", "de"]
 LANGUAGES: tuple[Language, ...] = ("en", "de")
 
 # {value} is the feature's value: numbers are formatted with :g, categories as text
-DEFAULT_TEMPLATES: dict[str, dict[Language, str]] = {
+DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
     "webinar_attend_30d": {"en": "{value} webinar visits in the last 30 days",
                            "de": "{value} Webinar-Besuche in den letzten 30 Tagen"},
     "page_view_30d": {"en": "{value} page views in the last 30 days",
@@ -40,7 +40,7 @@ DEFAULT_TEMPLATES: dict[str, dict[Language, str]] = {
     "company_size": {"en": "Company size: {value} employees", "de": "Unternehmensgröße: {value} Mitarbeitende"},
     "points_score": {"en": "lead score of {value} points", "de": "Lead-Score von {value} Punkten"},
 }
-UNKNOWN: dict[Language, str] = {"en": "unknown", "de": "unbekannt"}
+UNKNOWN: dict[str, str] = {"en": "unknown", "de": "unbekannt"}
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def factor_text(
         raise ValueError(f"`language` must be one of {LANGUAGES}, but got {language!r}")
     shown = UNKNOWN[language] if value is None or (not isinstance(value, str) and pd.isna(value)) else value
     template = templates.get(feature, {}).get(language)
-    if template is None or shown is UNKNOWN[language] and "{value}" in template and feature not in templates:
+    if template is None:
         return f"{feature.replace('_', ' ')}: {_format_value(shown)}"
     return template.format(value=_format_value(shown))
 
@@ -105,7 +105,7 @@ class ScorerExplainer:
         self,
         scorer: BinaryScorer,
         top_k: int = 5,
-        templates: Mapping[str, Mapping[Language, str]] | None = None,
+        templates: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         check_is_fitted(scorer, "booster_")
         if top_k < 1:
