@@ -18,6 +18,8 @@ from serving.metrics import UNMATCHED_ROUTE, ServingMetrics
 log = structlog.get_logger("ripen.access")
 
 REQUEST_ID_HEADER = b"x-request-id"
+KEY_ID_SCOPE = "ripen.key_id"
+"""Where authentication leaves the id of the key used, for the access log."""
 _SAFE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._\-]{1,64}$")
 
 
@@ -63,6 +65,7 @@ class AccessLogMiddleware:
                 route=route,
                 status=status,
                 duration_ms=round(seconds * 1000, 2),
+                key_id=scope.get(KEY_ID_SCOPE),
             )
             structlog.contextvars.clear_contextvars()
 

@@ -18,6 +18,7 @@ from fastapi.security import APIKeyHeader
 
 from features.event_store import EventStore
 from ripen.settings import Settings, get_settings
+from serving.access_log import KEY_ID_SCOPE
 from serving.auth import Principal, Scope
 from serving.metrics import ServingMetrics
 from serving.state import ServingState
@@ -58,15 +59,19 @@ EventStoreDep = Annotated[EventStore, Depends(get_event_store)]
 
 
 def authenticate(
-    state: StateDep, token: Annotated[str | None, Security(_api_key_header)] = None
+    request: Request, state: StateDep, token: Annotated[str | None, Security(_api_key_header)] = None
 ) -> Principal:
-    """The caller behind the ``X-API-Key`` header; 401 when the header is missing or the key unknown."""
+    """The caller behind the ``X-API-Key`` header; 401 when the header is missing or the key unknown.
+
+    The key's id (never the key) goes into the request scope, where the access log picks it up.
+    """
     if not token:
         raise HTTPException(401, f"missing API key (header {API_KEY_HEADER})")
     ring = state.key_ring
     principal = ring.authenticate(token) if ring is not None else None
     if principal is None:
         raise HTTPException(401, f"unknown API key (header {API_KEY_HEADER})")
+    request.scope[KEY_ID_SCOPE] = principal.key_id
     structlog.contextvars.bind_contextvars(key_id=principal.key_id)
     return principal
 
