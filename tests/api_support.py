@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
 from fastapi.testclient import TestClient
 
+from ripen.log_config import configure_logging
 from ripen.settings import Settings
 from serving.auth import KeyFile
 from serving.main import create_app
@@ -40,6 +43,17 @@ def running_client(settings: Settings) -> Iterator[TestClient]:
     """A TestClient over a fresh app whose lifespan (stores opened, then closed) runs around the block."""
     with TestClient(create_app(settings)) as client:
         yield client
+
+
+@contextmanager
+def debug_logging() -> Iterator[None]:
+    """Structured DEBUG logs to (the captured) stderr inside the block; logging put back to defaults after."""
+    configure_logging(level="DEBUG")
+    try:
+        yield
+    finally:
+        logging.root.handlers.clear()
+        structlog.reset_defaults()
 
 
 def event(n: int, contact: str = "c-1", **overrides: Any) -> dict[str, Any]:

@@ -13,10 +13,9 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from ripen.cli import app as cli_app
-from ripen.log_config import configure_logging
 from ripen.settings import Settings, get_settings
 from serving.auth import KeyFile, KeyRing, Scope, parse_scopes
-from tests.api_support import Keys, block, event, make_keys, running_client
+from tests.api_support import Keys, block, debug_logging, event, make_keys, running_client
 
 PROTECTED = [
     ("POST", "/v1/events", {"events": [event(1)]}, "engine"),
@@ -90,7 +89,8 @@ def test_key_file_holds_only_salted_hashes_with_owner_only_permissions(settings:
 
 
 def test_keys_from_settings_are_accepted_with_their_scope(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", api_keys={"engine": SecretStr("tok-aaaaaaaa, tok-bbbbbbbb")})
+    tokens = SecretStr("tok-aaaaaaaa, tok-bbbbbbbb")
+    settings = Settings(data_dir=tmp_path / "data", api_keys={"engine": tokens})
     with running_client(settings) as client:
         for token in ("tok-aaaaaaaa", "tok-bbbbbbbb"):
             response = client.post("/v1/events", json={"events": [event(1)]}, headers={"X-API-Key": token})
@@ -118,10 +118,11 @@ def test_no_keys_means_every_protected_route_is_closed(settings: Settings) -> No
         assert client.get("/v1/content", headers={"X-API-Key": "anything"}).status_code == 401
 
 
-def test_keys_never_appear_in_logs_but_key_ids_do(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+def test_keys_never_appear_in_logs_but_key_ids_do(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
     key, token = KeyFile.in_dir(settings.data_dir).create(["engine"])
-    configure_logging(level="DEBUG")
-    with running_client(settings) as client:
+    with debug_logging(), running_client(settings) as client:
         client.post("/v1/events", json={"events": [event(1)]}, headers={"X-API-Key": token})
         client.get("/v1/content", headers={"X-API-Key": token})
     logs = capsys.readouterr().err
