@@ -1,0 +1,492 @@
+"""The durable decision log: every content decision with its exact probability, and the rewards it earned.
+
+One interface over embedded SQLite and production PostgreSQL (SQLAlchemy Core; the URL picks the backend).
+Guarantees, checked by ``tests/test_decision_log.py`` on both backends:
+
+- ``log`` is idempotent by ``event_id``: a re-sent decision is reported as a duplicate and stored once;
+- ``record_rewards`` resolves late and duplicate rewards deterministically, whatever their arrival order:
+  an explicit reward (reward API) beats a joined one (from engagement events); within one source the later
+  ``observed_at`` wins, then the larger reward; rewards for unknown decisions are counted and not stored;
+- ``erase_contact`` deletes the contact's decisions and rewards, keeping only anonymized aggregates
+  (decisions and reward sums per policy version, action and content) and an audit row with a hashed id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+if TYPE_CHECKING:
+    from ripen.settings import Settings
+
+
+class RewardSource(StrEnum):
+    """Where a reward came from; explicit rewards override joined ones."""
+
+    JOINED = "joined"
+    EXPLICIT = "explicit"
+
+
+_PRECEDENCE = {RewardSource.JOINED: 0, RewardSource.EXPLICIT: 1}
+
+
+@dataclass(frozen=True)
+class EligibleAction:
+    """One candidate the guardrails let through, with the probability the policy gave it and its features."""
+
+    content_id: str
+    probability: float
+    features: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExcludedCandidate:
+    """A candidate a guardrail removed and the reason code."""
+
+    content_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """One logged decision. ``context`` is the JSON snapshot of what the policy saw (ids and numbers only);
+    ``context_features`` is the encoded vector the reward model used."""
+
+    event_id: str
+    decided_at: datetime
+    contact_id: str
+    action: str
+    policy_version: str
+    content_id: str | None = None
+    probability: float | None = None
+    context: Mapping[str, Any] = field(default_factory=dict)
+    context_features: tuple[float, ...] = ()
+    eligible: tuple[EligibleAction, ...] = ()
+    exclusions: tuple[ExcludedCandidate, ...] = ()
+    wait_until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.decided_at.tzinfo is None:
+            raise ValueError(f"`decided_at` must be timezone-aware, but got {self.decided_at}")
+        if self.probability is not None and not 0.0 < self.probability <= 1.0:
+            raise ValueError(f"`probability` must be in (0, 1], but got {self.probability}")
+        if self.content_id is not None and self.probability is None:
+            raise ValueError("`probability` is required when a content block was chosen")
+
+
+@dataclass(frozen=True)
+class RewardRecord:
+    """A reward for a logged decision; ``observed_at`` is when it happened (or was reported)."""
+
+    event_id: str
+    reward: float
+    source: RewardSource
+    observed_at: datetime
+    n_events: int = 0
+
+
+@dataclass(frozen=True)
+class LogResult:
+    stored: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class RewardResult:
+    """Outcome of ``record_rewards``; ``unknown_ids`` lists rewards for decisions that are not logged."""
+
+    stored: int
+    replaced: int
+    unchanged: int
+    superseded: int
+    unknown_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DecisionErasureReport:
+    contact_hash: str
+    decisions_deleted: int
+    rewards_deleted: int
+    erased_at: datetime
+
+
+metadata = sa.MetaData()
+decisions_table = sa.Table(
+    "policy_decisions",
+    metadata,
+    sa.Column("event_id", sa.String(128), primary_key=True),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("contact_id", sa.String(128), nullable=False, index=True),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("content_id", sa.String(128)),
+    sa.Column("probability", sa.Float),
+    sa.Column("policy_version", sa.String(128), nullable=False),
+    sa.Column("context", sa.Text, nullable=False),
+    sa.Column("context_features", sa.Text, nullable=False),
+    sa.Column("eligible", sa.Text, nullable=False),
+    sa.Column("exclusions", sa.Text, nullable=False),
+    sa.Column("wait_until", sa.DateTime(timezone=True)),
+)
+rewards_table = sa.Table(
+    "policy_rewards",
+    metadata,
+    sa.Column("event_id", sa.String(128), primary_key=True),
+    sa.Column("reward", sa.Float, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("n_events", sa.Integer, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+aggregates_table = sa.Table(
+    "policy_decision_aggregates",
+    metadata,
+    sa.Column("policy_version", sa.String(128), primary_key=True),
+    sa.Column("action", sa.String(32), primary_key=True),
+    sa.Column("content_id", sa.String(128), primary_key=True),
+    sa.Column("decisions", sa.Integer, nullable=False),
+    sa.Column("rewarded", sa.Integer, nullable=False),
+    sa.Column("reward_sum", sa.Float, nullable=False),
+)
+audit_table = sa.Table(
+    "policy_erasure_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("contact_hash", sa.String(64), nullable=False),
+    sa.Column("decisions_deleted", sa.Integer, nullable=False),
+    sa.Column("rewards_deleted", sa.Integer, nullable=False),
+    sa.Column("erased_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; everything stored is UTC, so read it back as UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _engine_url(url: str) -> str:
+    if url.startswith("postgresql://"):
+        return url.replace("postgresql://", "postgresql+psycopg://", 1)
+    if url.startswith(("sqlite:///", "postgresql+psycopg://")):
+        return url
+    raise ValueError(
+        f"decision log URL must start with sqlite:/// or postgresql://, but got {url.split(':')[0]}:"
+    )
+
+
+class DecisionLog:
+    """Decisions and rewards in SQLite or PostgreSQL, behind one interface (see the module docstring)."""
+
+    def __init__(self, url: str) -> None:
+        engine_url = _engine_url(url)
+        if engine_url.startswith("sqlite:///"):
+            Path(engine_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self._engine: Engine = sa.create_engine(engine_url, future=True)
+        if self._engine.dialect.name == "sqlite":
+            sa.event.listen(self._engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self._engine)
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self._engine.begin() as conn:
+            yield conn
+
+    def _insert(self, table: sa.Table) -> Any:
+        if self._engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+
+    # -- decisions ------------------------------------------------------------------------------------------
+    def log(self, records: Sequence[DecisionRecord]) -> LogResult:
+        """Store decisions; idempotent by ``event_id`` (a re-sent id is counted as a duplicate)."""
+        if not records:
+            return LogResult(0, 0)
+        rows = [_decision_row(r) for r in records]
+        stmt = (
+            self._insert(decisions_table)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(decisions_table.c.event_id)
+        )
+        stored = 0
+        with self._tx() as conn:
+            for start in range(0, len(rows), 1000):
+                # RETURNING lists only rows really inserted, on both backends (rowcount is not portable).
+                stored += len(conn.execute(stmt, rows[start : start + 1000]).all())
+        return LogResult(stored=stored, duplicates=len(records) - stored)
+
+    def get(self, event_id: str) -> DecisionRecord | None:
+        with self._tx() as conn:
+            row = conn.execute(
+                sa.select(decisions_table).where(decisions_table.c.event_id == event_id)
+            ).first()
+        return None if row is None else _record_from_row(row._mapping)
+
+    def decisions(
+        self, start: datetime | None = None, end: datetime | None = None, contact_id: str | None = None
+    ) -> list[DecisionRecord]:
+        """Logged decisions with ``start <= decided_at < end``, ordered by (decided_at, event_id)."""
+        query = sa.select(decisions_table).order_by(decisions_table.c.decided_at, decisions_table.c.event_id)
+        if start is not None:
+            query = query.where(decisions_table.c.decided_at >= start)
+        if end is not None:
+            query = query.where(decisions_table.c.decided_at < end)
+        if contact_id is not None:
+            query = query.where(decisions_table.c.contact_id == contact_id)
+        with self._tx() as conn:
+            return [_record_from_row(row._mapping) for row in conn.execute(query)]
+
+    def count(self) -> int:
+        with self._tx() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(decisions_table)).scalar_one())
+
+    # -- rewards --------------------------------------------------------------------------------------------
+    def record_rewards(self, rewards: Sequence[RewardRecord], *, now: datetime | None = None) -> RewardResult:
+        """Store rewards with the deterministic precedence of the module docstring."""
+        now = now or datetime.now(UTC)
+        # Resolve duplicates inside the batch first, with the same rule as against stored rows.
+        best: dict[str, RewardRecord] = {}
+        for reward in rewards:
+            current = best.get(reward.event_id)
+            if current is None or _key(reward) > _key(current):
+                best[reward.event_id] = reward
+        stored = replaced = unchanged = 0
+        superseded = len(rewards) - len(best)
+        with self._tx() as conn:
+            ids = list(best)
+            known: set[str] = set()
+            existing: dict[str, RewardRecord] = {}
+            for start in range(0, len(ids), 1000):
+                chunk = ids[start : start + 1000]
+                known.update(
+                    conn.execute(
+                        sa.select(decisions_table.c.event_id).where(decisions_table.c.event_id.in_(chunk))
+                    ).scalars()
+                )
+                for row in conn.execute(sa.select(rewards_table).where(rewards_table.c.event_id.in_(chunk))):
+                    reward_row = _reward_from_row(row._mapping)
+                    existing[reward_row.event_id] = reward_row
+            unknown = tuple(sorted(i for i in ids if i not in known))
+            for event_id in ids:
+                if event_id not in known:
+                    continue
+                new = best[event_id]
+                old = existing.get(event_id)
+                values = {
+                    "event_id": event_id,
+                    "reward": float(new.reward),
+                    "source": new.source.value,
+                    "observed_at": new.observed_at,
+                    "n_events": new.n_events,
+                    "recorded_at": now,
+                }
+                if old is None:
+                    conn.execute(sa.insert(rewards_table), values)
+                    stored += 1
+                elif _key(new) > _key(old):
+                    conn.execute(
+                        sa.update(rewards_table).where(rewards_table.c.event_id == event_id),
+                        {k: v for k, v in values.items() if k != "event_id"},
+                    )
+                    replaced += 1
+                elif _key(new) == _key(old):
+                    unchanged += 1
+                else:
+                    superseded += 1
+        return RewardResult(stored, replaced, unchanged, superseded, unknown)
+
+    def rewards(self) -> dict[str, RewardRecord]:
+        with self._tx() as conn:
+            rows = conn.execute(sa.select(rewards_table)).all()
+        out: dict[str, RewardRecord] = {}
+        for row in rows:
+            reward = _reward_from_row(row._mapping)
+            out[reward.event_id] = reward
+        return out
+
+    def training_frame(self, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+        """Content decisions joined with their rewards (NaN where none yet), ordered by time.
+
+        Columns: event_id, decided_at, contact_id, content_id, probability, policy_version, reward,
+        reward_source, and the typed ``record`` (``DecisionRecord``) for eligible sets and features.
+        """
+        records = [d for d in self.decisions(start, end) if d.content_id is not None]
+        rewards = self.rewards()
+        rows = []
+        for d in records:
+            reward = rewards.get(d.event_id)
+            rows.append(
+                {
+                    "event_id": d.event_id,
+                    "decided_at": d.decided_at,
+                    "contact_id": d.contact_id,
+                    "content_id": d.content_id,
+                    "probability": d.probability,
+                    "policy_version": d.policy_version,
+                    "reward": reward.reward if reward else float("nan"),
+                    "reward_source": reward.source.value if reward else None,
+                    "record": d,
+                }
+            )
+        columns = [
+            "event_id", "decided_at", "contact_id", "content_id", "probability", "policy_version",
+            "reward", "reward_source", "record",
+        ]  # fmt: skip
+        return pd.DataFrame(rows, columns=columns)
+
+    # -- privacy --------------------------------------------------------------------------------------------
+    def erase_contact(self, contact_id: str, *, now: datetime | None = None) -> DecisionErasureReport:
+        """Delete the contact's decisions and rewards; fold them into anonymized aggregates; audit it."""
+        now = now or datetime.now(UTC)
+        contact_hash = hashlib.sha256(contact_id.encode()).hexdigest()
+        d, r = decisions_table, rewards_table
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(d.c.event_id, d.c.policy_version, d.c.action, d.c.content_id, r.c.reward)
+                .select_from(d.outerjoin(r, d.c.event_id == r.c.event_id))
+                .where(d.c.contact_id == contact_id)
+            ).all()
+            groups: dict[tuple[str, str, str], list[float | None]] = {}
+            for row in rows:
+                key = (row.policy_version, row.action, row.content_id or "")
+                groups.setdefault(key, []).append(row.reward)
+            for (version, action, content), values in sorted(groups.items()):
+                rewarded = [v for v in values if v is not None]
+                inc = {
+                    "decisions": len(values),
+                    "rewarded": len(rewarded),
+                    "reward_sum": float(sum(rewarded)),
+                }
+                stmt = self._insert(aggregates_table).values(
+                    policy_version=version, action=action, content_id=content, **inc
+                )
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["policy_version", "action", "content_id"],
+                    set_={k: getattr(aggregates_table.c, k) + v for k, v in inc.items()},
+                )
+                conn.execute(stmt)
+            event_ids = [row.event_id for row in rows]
+            rewards_deleted = 0
+            for start in range(0, len(event_ids), 1000):
+                chunk = event_ids[start : start + 1000]
+                rewards_deleted += conn.execute(sa.delete(r).where(r.c.event_id.in_(chunk))).rowcount
+            decisions_deleted = conn.execute(sa.delete(d).where(d.c.contact_id == contact_id)).rowcount
+            conn.execute(
+                sa.insert(audit_table),
+                {
+                    "contact_hash": contact_hash,
+                    "decisions_deleted": decisions_deleted,
+                    "rewards_deleted": rewards_deleted,
+                    "erased_at": now,
+                },
+            )
+        return DecisionErasureReport(contact_hash, decisions_deleted, rewards_deleted, now)
+
+    def aggregates(self) -> pd.DataFrame:
+        """Anonymized totals kept from erased contacts: policy_version, action, content_id, decisions, ..."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(aggregates_table).order_by(*aggregates_table.primary_key.columns)
+            ).all()
+        return pd.DataFrame(
+            [dict(r._mapping) for r in rows], columns=[c.name for c in aggregates_table.columns]
+        )
+
+    def audit_rows(self) -> list[dict[str, Any]]:
+        with self._tx() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.select(audit_table).order_by(audit_table.c.id))]
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> DecisionLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _key(reward: RewardRecord) -> tuple[int, datetime, float]:
+    return (_PRECEDENCE[reward.source], reward.observed_at.astimezone(UTC), float(reward.reward))
+
+
+def _reward_from_row(m: Mapping[Any, Any]) -> RewardRecord:
+    observed = _utc(m["observed_at"])
+    assert observed is not None
+    return RewardRecord(
+        m["event_id"], float(m["reward"]), RewardSource(m["source"]), observed, int(m["n_events"])
+    )
+
+
+def _decision_row(r: DecisionRecord) -> dict[str, Any]:
+    return {
+        "event_id": r.event_id,
+        "decided_at": r.decided_at.astimezone(UTC),
+        "contact_id": r.contact_id,
+        "action": r.action,
+        "content_id": r.content_id,
+        "probability": r.probability,
+        "policy_version": r.policy_version,
+        "context": json.dumps(dict(r.context), sort_keys=True, default=str),
+        "context_features": json.dumps(list(r.context_features)),
+        "eligible": json.dumps([[e.content_id, e.probability, list(e.features)] for e in r.eligible]),
+        "exclusions": json.dumps([[e.content_id, e.reason] for e in r.exclusions]),
+        "wait_until": r.wait_until.astimezone(UTC) if r.wait_until else None,
+    }
+
+
+def _record_from_row(m: Mapping[Any, Any]) -> DecisionRecord:
+    decided_at = _utc(m["decided_at"])
+    assert decided_at is not None
+    return DecisionRecord(
+        event_id=m["event_id"],
+        decided_at=decided_at,
+        contact_id=m["contact_id"],
+        action=m["action"],
+        policy_version=m["policy_version"],
+        content_id=m["content_id"],
+        probability=m["probability"],
+        context=json.loads(m["context"]),
+        context_features=tuple(json.loads(m["context_features"])),
+        eligible=tuple(EligibleAction(c, p, tuple(f)) for c, p, f in json.loads(m["eligible"])),
+        exclusions=tuple(ExcludedCandidate(c, reason) for c, reason in json.loads(m["exclusions"])),
+        wait_until=_utc(m["wait_until"]),
+    )
+
+
+def decision_log_url(settings: Settings) -> str:
+    """Embedded: ``data_dir/decisions.db``; production: the PostgreSQL database of the event store."""
+    if settings.profile == "production":
+        return settings.postgres_url
+    return f"sqlite:///{(settings.data_dir / 'decisions.db').resolve()}"
+
+
+def open_decision_log(url: str) -> DecisionLog:
+    """Open (and create the tables of) the decision log at ``url``: sqlite:///... or postgresql://..."""
+    return DecisionLog(url)
+
+
+def open_settings_decision_log(settings: Settings) -> DecisionLog:
+    return DecisionLog(decision_log_url(settings))

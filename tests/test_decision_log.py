@@ -1,0 +1,153 @@
+"""The decision log on both backends: idempotent decisions, deterministic rewards, erasure to aggregates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from features.decision_log import (
+    DecisionLog,
+    DecisionRecord,
+    EligibleAction,
+    ExcludedCandidate,
+    RewardRecord,
+    RewardSource,
+    decision_log_url,
+    open_decision_log,
+)
+from ripen.settings import Settings
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log(request: pytest.FixtureRequest, settings: Settings) -> Iterator[DecisionLog]:
+    url = decision_log_url(settings) if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    with open_decision_log(url) as opened:
+        yield opened
+
+
+def decision(
+    event_id: str, contact_id: str = "c-1", minutes: int = 0, content: str | None = "wp-1"
+) -> DecisionRecord:
+    return DecisionRecord(
+        event_id=event_id,
+        decided_at=T0 + timedelta(minutes=minutes),
+        contact_id=contact_id,
+        action="content" if content else "wait",
+        policy_version="v1",
+        content_id=content,
+        probability=0.7 if content else None,
+        context={"stage": "information", "readiness": 0.2},
+        context_features=(1.0, 0.0, 0.2),
+        eligible=(EligibleAction("wp-1", 0.7, (1.0, 0.0)), EligibleAction("eb-2", 0.3, (0.0, 1.0)))
+        if content
+        else (),
+        exclusions=(ExcludedCandidate("aw-1", "stage_mismatch"),),
+        wait_until=None if content else T0 + timedelta(days=2),
+    )
+
+
+def test_decisions_round_trip_and_are_idempotent(log: DecisionLog) -> None:
+    first = log.log([decision("e1"), decision("e2", minutes=1, content=None)])
+    assert (first.stored, first.duplicates) == (2, 0)
+    again = log.log([decision("e1"), decision("e3", minutes=2)])
+    assert (again.stored, again.duplicates) == (1, 1)
+    assert log.count() == 3
+    assert log.get("e1") == decision("e1")
+    assert log.get("e2") == decision("e2", minutes=1, content=None)
+    assert log.get("nope") is None
+    assert [d.event_id for d in log.decisions(start=T0 + timedelta(minutes=1))] == ["e2", "e3"]
+
+
+def reward(event_id: str, value: float, source: RewardSource, minutes: int) -> RewardRecord:
+    return RewardRecord(event_id, value, source, T0 + timedelta(minutes=minutes), n_events=1)
+
+
+def test_rewards_resolve_late_and_duplicates_in_any_order(log: DecisionLog) -> None:
+    log.log([decision("e1"), decision("e2", minutes=1)])
+    batch = [
+        reward("e1", 1.0, RewardSource.JOINED, 10),
+        reward("e1", 2.0, RewardSource.JOINED, 30),  # later joined reward wins over the earlier one
+        reward("e1", 0.5, RewardSource.EXPLICIT, 5),  # explicit beats joined whatever the time
+        reward("e2", 1.0, RewardSource.JOINED, 10),
+        reward("ghost", 1.0, RewardSource.EXPLICIT, 10),
+    ]
+    result = log.record_rewards(batch)
+    assert result.unknown_ids == ("ghost",)
+    assert (result.stored, result.superseded) == (2, 2)
+    stored = log.rewards()
+    assert (stored["e1"].reward, stored["e1"].source) == (0.5, RewardSource.EXPLICIT)
+    # a late joined reward never overrides the explicit one; re-sending the same is unchanged
+    late = log.record_rewards(
+        [reward("e1", 9.0, RewardSource.JOINED, 99), reward("e2", 1.0, RewardSource.JOINED, 10)]
+    )
+    assert (late.superseded, late.unchanged, late.replaced) == (1, 1, 0)
+    newer = log.record_rewards([reward("e2", 0.0, RewardSource.JOINED, 20)])
+    assert newer.replaced == 1 and log.rewards()["e2"].reward == 0.0
+    # reversed arrival order gives the same final state
+    log.log([decision("f1", minutes=3)])
+    log.record_rewards([reward("f1", 0.5, RewardSource.EXPLICIT, 5)])
+    log.record_rewards([reward("f1", 2.0, RewardSource.JOINED, 30)])
+    log.record_rewards([reward("f1", 1.0, RewardSource.JOINED, 10)])
+    assert log.rewards()["f1"].reward == 0.5
+    frame = log.training_frame()
+    assert list(frame["event_id"]) == ["e1", "e2", "f1"]
+    assert list(frame["reward"]) == [0.5, 0.0, 0.5]
+
+
+def test_erasure_keeps_only_anonymized_aggregates(log: DecisionLog) -> None:
+    log.log([decision("e1"), decision("e2", minutes=1), decision("e3", contact_id="c-2", minutes=2)])
+    log.record_rewards([reward("e1", 1.0, RewardSource.JOINED, 5)])
+    report = log.erase_contact("c-1")
+    assert (report.decisions_deleted, report.rewards_deleted) == (2, 1)
+    assert report.contact_hash != "c-1" and len(report.contact_hash) == 64
+    assert log.decisions(contact_id="c-1") == []
+    assert set(log.rewards()) == set()
+    assert [d.event_id for d in log.decisions()] == ["e3"]
+    aggregates = log.aggregates()
+    assert aggregates.to_dict("records") == [
+        {
+            "policy_version": "v1",
+            "action": "content",
+            "content_id": "wp-1",
+            "decisions": 2,
+            "rewarded": 1,
+            "reward_sum": 1.0,
+        }
+    ]
+    assert "c-1" not in aggregates.to_string()
+    log.log([decision("e4", minutes=5)])
+    log.erase_contact("c-1")
+    assert int(log.aggregates()["decisions"].iloc[0]) == 3  # aggregates accumulate
+    assert [row["contact_hash"] for row in log.audit_rows()] == [report.contact_hash] * 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"decided_at": datetime(2026, 1, 1)}, "decided_at"),
+        ({"probability": 0.0}, r"`probability` must be in \(0, 1\]"),
+        ({"probability": None}, "probability"),
+    ],
+)
+def test_bad_records_are_rejected(kwargs: dict[str, object], match: str) -> None:
+    base: dict[str, object] = {
+        "event_id": "e",
+        "decided_at": T0,
+        "contact_id": "c",
+        "action": "content",
+        "policy_version": "v",
+        "content_id": "wp",
+        "probability": 0.5,
+    }
+    base.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        DecisionRecord(**base)  # type: ignore[arg-type]
+
+
+def test_unsupported_url_is_named() -> None:
+    with pytest.raises(ValueError, match="sqlite:/// or postgresql://"):
+        open_decision_log("mysql://x")
