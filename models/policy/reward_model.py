@@ -53,7 +53,8 @@ class BilinearRewardModel(BaseEstimator):  # type: ignore[misc]
 
     Parameters
     ----------
-    alpha: ridge penalty (> 0), keeps the fit defined with few rows and shrinks unseen crossings to zero.
+    alpha: ridge penalty (> 0) on every coefficient but the intercept, so rare rewards and unseen crossings
+        shrink towards the mean reward rather than to zero.
     """
 
     def __init__(self, alpha: float = 1.0) -> None:
@@ -72,7 +73,9 @@ class BilinearRewardModel(BaseEstimator):  # type: ignore[misc]
             self.moment_ += Z.T @ rewards[start:stop]
         self.n_rows_ += X.shape[0]
         p = self.gram_.shape[0]
-        coef = np.linalg.solve(self.gram_ + self.alpha * np.eye(p), self.moment_)
+        penalty = self.alpha * np.eye(p)
+        penalty[0, 0] = 1e-9 * self.alpha  # the intercept is (almost) free: shrink towards the mean reward
+        coef = np.linalg.solve(self.gram_ + penalty, self.moment_)
         self.coef_ = coef.reshape(X.shape[1] + 1, A.shape[1] + 1)
 
     def fit(
