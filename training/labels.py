@@ -175,5 +175,8 @@ def time_split(
     test = frame[times >= test_start]
     for name, part in (("train", train), ("valid", valid), ("test", test)):
         if part.empty:
-            raise ValueError(f"time split left the {name} part empty; the data spans too short a period")
+            raise ValueError(
+                f"time split left the {name} part empty: the data spans {times.max() - times.min()}, too short for "
+                f"parts of {valid_fraction:.0%}/{test_fraction:.0%} with a label-window gap of {gap}"
+            )
     return train, valid, test
