@@ -1,0 +1,376 @@
+"""The decision-time lookup: one call returns what a decision needs for one contact and its candidate content.
+
+Two readers fetch the same stored rows: ``FeastSdkReader`` through ``FeatureStore.get_online_features`` and
+``DirectReader``, the fast path, which reads Feast's own online tables with precomputed keys (one pipelined
+round trip of ``HMGET`` on Redis, one ``SELECT ... IN`` per table on SQLite) and decodes the protobuf values
+itself. Both hand their rows to ``lookup``, which decays engagement to the request time with the same maths as
+the on-demand feature view. A contact without stored features gets the cold-start vector and ``cold_start=True``.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from feast.infra.key_encoding_utils import serialize_entity_key
+from feast.infra.online_stores.helpers import _mmh3, _redis_key
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+
+from features.decay import HALF_LIVES_DAYS, LAST_SEEN, SECONDS_PER_DAY, counter_columns, decay_rate
+from features.feature_repo.feature_views import (
+    CONTENT_RATES,
+    CONTENT_STATS,
+    STAGE_COUNTERS,
+    contact_engagement_fv,
+    contact_profile_fv,
+)
+from features.points import DEFAULT_POINTS, PointsScore, PointsWeights, behaviour_points
+
+CONTACT_VIEWS: dict[str, tuple[str, ...]] = {
+    "contact_engagement": tuple(f.name for f in contact_engagement_fv.schema),
+    "stage_affinity": STAGE_COUNTERS,
+    "contact_profile": tuple(f.name for f in contact_profile_fv.schema),
+}
+CONTENT_VIEW = "content_stats"
+CONTENT_FEATURES = (*CONTENT_STATS, *CONTENT_RATES)
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ContentStats:
+    """Statistics of one candidate content block; ``known=False`` (all zero) for a block never seen in events."""
+
+    content_id: str
+    known: bool
+    sends: int = 0
+    opens: int = 0
+    clicks: int = 0
+    downloads: int = 0
+    consumptions: int = 0
+    open_rate: float | None = None
+    click_rate: float | None = None
+    download_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class ProfileFeatures:
+    """The contact-profile features (None where the profile does not say)."""
+
+    account_id: str | None = None
+    persona: str | None = None
+    role: str | None = None
+    seniority: str | None = None
+    industry: str | None = None
+    country: str | None = None
+    language: str | None = None
+    lead_status: str | None = None
+    lifecycle_stage: str | None = None
+    company_size: int | None = None
+    budget: bool | None = None
+    authority: bool | None = None
+    need: bool | None = None
+    timeline_months: int | None = None
+    consents: Mapping[str, bool] = field(default_factory=dict)
+    tracking_consent: bool = False
+    is_customer: bool = False
+    fit_points: float = 0.0
+
+
+@dataclass(frozen=True)
+class DecisionFeatures:
+    """Everything a decision needs about one contact at ``request_ts``, plus its candidate content blocks.
+
+    Attributes:
+        contact_id: the contact asked about.
+        request_ts: decision time, epoch seconds; every counter is decayed to it.
+        cold_start: no engagement is stored for the contact (unknown or never active): counters are zero.
+        has_profile: a profile is stored for the contact.
+        counters_now: ``{counter}_now`` feature name -> value, e.g. ``email_click_7d_now``.
+        events_total: events counted for the contact.
+        consumed_content_ids: blocks the contact consumed (never offer them again).
+        last_seen: ``LAST_SEEN`` name -> epoch seconds (None if never).
+        days_since_last_touch, days_since_first_seen: None when there is no such event.
+        profile: the profile features.
+        points: the classic points score at ``request_ts``.
+        content: candidate content id -> its statistics, in the order asked.
+    """
+
+    contact_id: str
+    request_ts: float
+    cold_start: bool
+    has_profile: bool
+    counters_now: Mapping[str, float]
+    events_total: int
+    consumed_content_ids: frozenset[str]
+    last_seen: Mapping[str, float | None]
+    days_since_last_touch: float | None
+    days_since_first_seen: float | None
+    profile: ProfileFeatures
+    points: PointsScore
+    content: Mapping[str, ContentStats]
+
+    def model_row(self) -> dict[str, Any]:
+        """Flat features with the column names of the feature services (historical retrieval gives the same)."""
+        profile = {k: v for k, v in self.profile.__dict__.items() if k != "consents"}
+        profile.update({f"consent_{c}": v for c, v in self.profile.consents.items()})
+        return {
+            **profile,
+            "events_total": self.events_total,
+            **self.counters_now,
+            "days_since_last_touch": self.days_since_last_touch,
+            "days_since_first_seen": self.days_since_first_seen,
+            "behaviour_points_now": self.points.behaviour,
+            "points_score_now": self.points.total,
+            "sales_alert": self.points.sales_alert,
+        }
+
+
+class OnlineReader(Protocol):
+    """Fetches the stored online rows of one contact (all contact views merged) and of content blocks."""
+
+    def read(self, contact_id: str, content_ids: Sequence[str]) -> tuple[Row, dict[str, Row]]: ...
+
+
+def lookup(
+    reader: OnlineReader,
+    contact_id: str,
+    content_ids: Sequence[str],
+    at: datetime | None = None,
+    weights: PointsWeights = DEFAULT_POINTS,
+) -> DecisionFeatures:
+    """Read one contact and its candidate blocks and decay the engagement to ``at`` (default: now)."""
+    if not contact_id:
+        raise ValueError("contact_id must be a non-empty string")
+    request_ts = (at or datetime.now(UTC)).timestamp()
+    contact, contents = reader.read(contact_id, list(content_ids))
+    return assemble(contact_id, request_ts, contact, contents, content_ids, weights)
+
+
+def assemble(
+    contact_id: str,
+    request_ts: float,
+    contact: Row,
+    contents: Mapping[str, Row],
+    content_ids: Sequence[str],
+    weights: PointsWeights = DEFAULT_POINTS,
+) -> DecisionFeatures:
+    """Build the decision features from stored rows (missing features: None) — the request-time maths."""
+    as_of = _num(contact.get("as_of_ts"))
+    cold = as_of is None
+    counters_now: dict[str, float] = {}
+    factors = {
+        h: 0.0 if as_of is None else math.exp(-decay_rate(h) * max(request_ts - as_of, 0.0))
+        for h in HALF_LIVES_DAYS
+    }
+    for name in counter_columns():
+        half_life = int(name.rsplit("_", 1)[1][:-1])
+        counters_now[f"{name}_now"] = (_num(contact.get(name)) or 0.0) * factors[half_life]
+    last_seen = {name: _num(contact.get(name)) for name in LAST_SEEN}
+    profile = _profile(contact)
+    behaviour = behaviour_points({k[:-4]: v for k, v in counters_now.items()}, weights)
+    total = profile.fit_points + behaviour
+    return DecisionFeatures(
+        contact_id=contact_id,
+        request_ts=request_ts,
+        cold_start=cold,
+        has_profile=contact.get("lead_status") is not None,
+        counters_now=counters_now,
+        events_total=int(_num(contact.get("events_total")) or 0),
+        consumed_content_ids=frozenset(contact.get("consumed_content_ids") or ()),
+        last_seen=last_seen,
+        days_since_last_touch=_days(request_ts, last_seen["last_touch_ts"]),
+        days_since_first_seen=_days(request_ts, _num(contact.get("first_seen_ts"))),
+        profile=profile,
+        points=PointsScore(
+            fit=profile.fit_points, behaviour=behaviour, total=total, sales_alert=total >= weights.sales_alert
+        ),
+        content={cid: _content(cid, contents.get(cid, {})) for cid in content_ids},
+    )
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def _days(request_ts: float, ts: float | None) -> float | None:
+    return None if ts is None else max(request_ts - ts, 0.0) / SECONDS_PER_DAY
+
+
+def _profile(row: Row) -> ProfileFeatures:
+    def text(name: str) -> str | None:
+        value = row.get(name)
+        return None if value is None else str(value)
+
+    def integer(name: str) -> int | None:
+        value = _num(row.get(name))
+        return None if value is None else int(value)
+
+    def flag(name: str) -> bool | None:
+        value = row.get(name)
+        return None if value is None else bool(value)
+
+    consents = {
+        name[8:]: bool(row.get(name))
+        for name in CONTACT_VIEWS["contact_profile"]
+        if name.startswith("consent_")
+    }
+    return ProfileFeatures(
+        account_id=text("account_id"),
+        persona=text("persona"),
+        role=text("role"),
+        seniority=text("seniority"),
+        industry=text("industry"),
+        country=text("country"),
+        language=text("language"),
+        lead_status=text("lead_status"),
+        lifecycle_stage=text("lifecycle_stage"),
+        company_size=integer("company_size"),
+        budget=flag("budget"),
+        authority=flag("authority"),
+        need=flag("need"),
+        timeline_months=integer("timeline_months"),
+        consents=consents,
+        tracking_consent=bool(row.get("tracking_consent")),
+        is_customer=bool(row.get("is_customer")),
+        fit_points=_num(row.get("fit_points")) or 0.0,
+    )
+
+
+def _content(content_id: str, row: Row) -> ContentStats:
+    if _num(row.get("sends")) is None and _num(row.get("consumptions")) is None:
+        return ContentStats(content_id=content_id, known=False)
+    counts = {n: int(_num(row.get(n)) or 0) for n in CONTENT_STATS}
+    rates = {n: _num(row.get(n)) for n in CONTENT_RATES}
+    return ContentStats(content_id=content_id, known=True, **counts, **rates)
+
+
+# ---------------------------------------------------------------------------------------------------- readers
+class FeastSdkReader:
+    """Reads through ``FeatureStore.get_online_features`` (the reference path)."""
+
+    def __init__(self, store: Any) -> None:
+        self.feast = store.feast
+        self._contact_refs = [f"{view}:{name}" for view, names in CONTACT_VIEWS.items() for name in names]
+        self._content_refs = [f"{CONTENT_VIEW}:{name}" for name in CONTENT_FEATURES]
+
+    def read(self, contact_id: str, content_ids: Sequence[str]) -> tuple[Row, dict[str, Row]]:
+        data = self.feast.get_online_features(
+            features=self._contact_refs, entity_rows=[{"contact_id": contact_id}]
+        ).to_dict()
+        contact = {k: v[0] for k, v in data.items()}
+        contents: dict[str, Row] = {}
+        if content_ids:
+            stats = self.feast.get_online_features(
+                features=self._content_refs, entity_rows=[{"content_id": c} for c in content_ids]
+            ).to_dict()
+            contents = {cid: {k: v[i] for k, v in stats.items()} for i, cid in enumerate(content_ids)}
+        return contact, contents
+
+
+def decode(raw: bytes | None) -> Any:
+    """A serialized Feast ``Value`` proto as a Python value (None when absent or null)."""
+    if not raw:
+        return None
+    value = ValueProto()
+    value.ParseFromString(raw)
+    kind = value.WhichOneof("val")
+    if kind is None or kind == "null_val":
+        return None
+    decoded = getattr(value, kind)
+    return list(decoded.val) if kind.endswith("_list_val") else decoded
+
+
+def entity_key(join_key: str, value: str) -> EntityKeyProto:
+    """The Feast entity key of one string join key."""
+    return EntityKeyProto(join_keys=[join_key], entity_values=[ValueProto(string_val=value)])
+
+
+class DirectReader:
+    """The fast path: reads Feast's online tables directly with precomputed keys and field hashes.
+
+    Built from the store's repo config: Redis (one pipelined round trip for the contact and all content blocks)
+    or SQLite (one indexed ``SELECT`` per feature view).
+    """
+
+    def __init__(self, store: Any) -> None:
+        config = store.feast.config
+        self.project: str = config.project
+        self.version: int = config.entity_key_serialization_version
+        online = config.online_store
+        self.kind: str = online.type
+        if self.kind == "redis":
+            import redis
+
+            self._redis = redis.Redis.from_url(store.settings.redis_url)
+            self._contact_fields = [
+                (name, _mmh3(f"{view}:{name}")) for view, names in CONTACT_VIEWS.items() for name in names
+            ]
+            self._content_fields = [(name, _mmh3(f"{CONTENT_VIEW}:{name}")) for name in CONTENT_FEATURES]
+        elif self.kind == "sqlite":
+            path = online.path
+            self._sqlite = sqlite3.connect(
+                path if path.startswith("/") else str(store.repo_dir / path), check_same_thread=False
+            )
+        else:
+            raise ValueError(
+                f"online_store.type must be redis or sqlite for the direct reader, but got {self.kind!r}"
+            )
+
+    def read(self, contact_id: str, content_ids: Sequence[str]) -> tuple[Row, dict[str, Row]]:
+        if self.kind == "redis":
+            return self._read_redis(contact_id, content_ids)
+        return self._read_sqlite(contact_id, content_ids)
+
+    def _read_redis(self, contact_id: str, content_ids: Sequence[str]) -> tuple[Row, dict[str, Row]]:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hmget(
+            _redis_key(self.project, entity_key("contact_id", contact_id), self.version),
+            [h for _, h in self._contact_fields],
+        )
+        for cid in content_ids:
+            pipe.hmget(
+                _redis_key(self.project, entity_key("content_id", cid), self.version),
+                [h for _, h in self._content_fields],
+            )
+        replies = pipe.execute()
+        contact = {name: decode(raw) for (name, _), raw in zip(self._contact_fields, replies[0], strict=True)}
+        contents = {
+            cid: {name: decode(raw) for (name, _), raw in zip(self._content_fields, reply, strict=True)}
+            for cid, reply in zip(content_ids, replies[1:], strict=True)
+        }
+        return contact, contents
+
+    def _read_sqlite(self, contact_id: str, content_ids: Sequence[str]) -> tuple[Row, dict[str, Row]]:
+        contact_key = serialize_entity_key(entity_key("contact_id", contact_id), self.version)
+        contact: Row = {}
+        for view in CONTACT_VIEWS:
+            rows = self._select(view, [contact_key])
+            contact.update({name: decode(raw) for _, name, raw in rows})
+        contents: dict[str, Row] = {}
+        if content_ids:
+            keys = {serialize_entity_key(entity_key("content_id", c), self.version): c for c in content_ids}
+            for key, name, raw in self._select(CONTENT_VIEW, list(keys)):
+                contents.setdefault(keys[key], {})[name] = decode(raw)
+        return contact, contents
+
+    def _select(self, view: str, keys: list[bytes]) -> list[tuple[bytes, str, bytes]]:
+        marks = ",".join("?" * len(keys))
+        try:
+            cursor = self._sqlite.execute(
+                f'SELECT entity_key, feature_name, value FROM "{self.project}_{view}" WHERE entity_key IN ({marks})',
+                keys,
+            )
+        except sqlite3.OperationalError as exc:  # table not created yet: nothing materialized
+            if "no such table" in str(exc):
+                return []
+            raise
+        return [(bytes(k), str(n), bytes(v)) for k, n, v in cursor.fetchall()]
