@@ -13,6 +13,7 @@ from datetime import datetime
 
 import numpy as np
 
+from features.decision_log import DecisionRecord, EligibleAction, ExcludedCandidate
 from features.schemas import Channel
 from models.context import (
     ActionKind,
@@ -118,3 +119,53 @@ def decide(
                 reason=outcome.reason,
             )
     return [d for d in decisions if d is not None]
+
+
+def context_snapshot(context: ContactContext) -> dict[str, object]:
+    """What the decision log keeps of the context: ids, codes and numbers, no personal data."""
+    return {
+        "stage": context.stage,
+        "lead_status": context.lead_status.value,
+        "is_customer": context.is_customer,
+        "readiness": context.readiness,
+        "churn_risk": context.churn_risk,
+        "demo_requested": context.demo_requested,
+        "n_consumed": len(context.consumed_ids),
+        "n_touches": len(context.touches),
+    }
+
+
+def decision_records(
+    decisions: Sequence[Decision],
+    contexts: Sequence[ContactContext],
+    candidates: Sequence[Candidate],
+    config: GuardrailConfig | None = None,
+) -> list[DecisionRecord]:
+    """The decision-log rows of ``decide``'s output: snapshot, encoded features and the full eligible set."""
+    config = config or GuardrailConfig()
+    if len(decisions) != len(contexts):
+        raise ValueError(
+            f"`decisions` and `contexts` must have equal length, got {len(decisions)}, {len(contexts)}"
+        )
+    X = encode_contexts(contexts, config.taxonomy)
+    A = encode_candidates(candidates, config.taxonomy)
+    features = {c.content_id: tuple(float(v) for v in A[j]) for j, c in enumerate(candidates)}
+    return [
+        DecisionRecord(
+            event_id=d.event_id,
+            decided_at=d.decided_at,
+            contact_id=d.contact_id,
+            action=d.action.value,
+            policy_version=d.policy_version,
+            content_id=d.content_id,
+            probability=d.probability,
+            context=context_snapshot(ctx),
+            context_features=tuple(float(v) for v in X[i]),
+            eligible=tuple(
+                EligibleAction(cid, p, features[cid]) for cid, p in d.eligible_probabilities.items()
+            ),
+            exclusions=tuple(ExcludedCandidate(e.content_id, e.reason.value) for e in d.exclusions),
+            wait_until=d.wait_until,
+        )
+        for i, (d, ctx) in enumerate(zip(decisions, contexts, strict=True))
+    ]
