@@ -68,7 +68,8 @@ log = structlog.get_logger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
-_INSERT_CHUNK = 2_000
+_INSERT_CHUNK = 5_000
+_PG_COPY_FROM = 50
 _READ_CHUNK = 50_000
 
 metadata = MetaData()
@@ -129,6 +130,16 @@ erasure_audit_table = Table(
 )
 
 
+_EVENT_COLUMNS = tuple(c.name for c in events_table.columns)
+_COLUMN_LIST = ", ".join(_EVENT_COLUMNS)
+_PG_STAGE_DDL = "CREATE TEMP TABLE IF NOT EXISTS events_stage (LIKE events) ON COMMIT DELETE ROWS"
+_PG_STAGE_COPY = f"COPY events_stage ({_COLUMN_LIST}) FROM STDIN"
+_PG_STAGE_INSERT = (
+    f"INSERT INTO events ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM events_stage ORDER BY event_id "
+    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
+
+
 def to_us(value: datetime) -> int:
     """Microseconds since the epoch of an aware datetime, exactly (no float rounding)."""
     return (value - EPOCH) // _US
@@ -143,8 +154,12 @@ def contact_hash(contact_id: str) -> str:
     return hashlib.sha256(contact_id.encode()).hexdigest()
 
 
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str, sort_keys=True)
+
+
 def _compact_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str, sort_keys=True)
+    """Properties as stored and exported: compact UTF-8 JSON, keys sorted (the size the cap measures)."""
+    return _JSON.encode(value)
 
 
 def _sqlalchemy_url(url: str) -> tuple[str, str]:
@@ -226,8 +241,13 @@ class SqlEventStore(EventStore):
         rows: list[dict[str, Any]] = []
         first_index: dict[str, int] = {}
         for index, ev in enumerate(events):
+            properties = _compact_json(ev.properties)
             problem = check_limits(
-                ev, now=now, max_clock_skew=skew, max_properties_bytes=self.max_properties_bytes
+                ev,
+                now=now,
+                max_clock_skew=skew,
+                max_properties_bytes=self.max_properties_bytes,
+                properties_size=len(properties.encode()),
             )
             if problem is not None:
                 results[index] = ItemResult(index, ev.event_id, ItemStatus.REJECTED, problem[0], problem[1])
@@ -241,17 +261,13 @@ class SqlEventStore(EventStore):
                 )
             else:
                 first_index[ev.event_id] = index
-                rows.append(self._event_row(ev, ingested_at_us))
+                rows.append(self._event_row(ev, properties, ingested_at_us))
         # One lock order for every writer: PostgreSQL writers inserting overlapping ids cannot deadlock.
         rows.sort(key=lambda row: row["event_id"])
         stored: set[str] = set()
         if rows:
-            statement = self._insert(events_table).on_conflict_do_nothing(index_elements=["event_id"])
-            statement = statement.returning(events_table.c.event_id)
             with self._write() as conn:
-                for start in range(0, len(rows), _INSERT_CHUNK):
-                    chunk = rows[start : start + _INSERT_CHUNK]
-                    stored.update(conn.execute(statement, chunk).scalars())
+                stored.update(self._insert_new(conn, rows))
                 identifies = [
                     events[first_index[eid]]
                     for eid in stored
@@ -269,8 +285,33 @@ class SqlEventStore(EventStore):
         log.debug("events_appended", stored=len(stored), batch=len(events))
         return IngestResult(final)
 
+    def _insert_new(self, conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
+        """Insert rows whose event_id is new, in event_id order; return the ids actually inserted.
+
+        PostgreSQL, from ``_PG_COPY_FROM`` rows up: ``COPY`` into a session-private staging table (emptied at
+        commit), then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``. A multi-row VALUES list of
+        thousands of parameters spends most of its time in the driver's query parsing, array parameters in
+        their encoding; COPY is several times faster than either. Small batches save COPY's round trips.
+        """
+        if self.dialect == "postgresql" and len(rows) >= _PG_COPY_FROM:
+            driver = conn.connection.driver_connection  # psycopg, inside this same transaction
+            assert driver is not None
+            with driver.cursor() as cursor:
+                cursor.execute(_PG_STAGE_DDL)
+                with cursor.copy(_PG_STAGE_COPY) as copy:
+                    for row in rows:
+                        copy.write_row(tuple(row[name] for name in _EVENT_COLUMNS))
+                cursor.execute(_PG_STAGE_INSERT)
+                return [r[0] for r in cursor.fetchall()]
+        statement = self._insert(events_table).on_conflict_do_nothing(index_elements=["event_id"])
+        statement = statement.returning(events_table.c.event_id)
+        inserted: list[str] = []
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            inserted.extend(conn.execute(statement, rows[start : start + _INSERT_CHUNK]).scalars())
+        return inserted
+
     @staticmethod
-    def _event_row(ev: EngagementEvent, ingested_at_us: int) -> dict[str, Any]:
+    def _event_row(ev: EngagementEvent, properties: str, ingested_at_us: int) -> dict[str, Any]:
         return {
             "event_id": ev.event_id,
             "contact_id": ev.contact_id,
@@ -280,7 +321,7 @@ class SqlEventStore(EventStore):
             "type": ev.type.value,
             "content_id": ev.content_id,
             "channel": None if ev.channel is None else ev.channel.value,
-            "properties": _compact_json(ev.properties),
+            "properties": properties,
             "ingested_at_us": ingested_at_us,
         }
 

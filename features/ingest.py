@@ -45,11 +45,13 @@ def check_limits(
     now: datetime,
     max_clock_skew: timedelta,
     max_properties_bytes: int,
+    properties_size: int | None = None,
 ) -> tuple[str, str] | None:
     """The store's own limits on an already valid event: ``(field, reason)`` of the first one broken, or None.
 
     A timestamp further than ``max_clock_skew`` after ``now`` is a client clock gone wrong (it would sort
     after every real event and poison time-windowed features); oversized properties are blobs put in events.
+    ``properties_size`` saves serialising the properties twice when the caller already did.
     """
     latest = now + max_clock_skew
     if event.timestamp > latest:
@@ -58,7 +60,7 @@ def check_limits(
             f"lies {event.timestamp - now} in the future, beyond the allowed clock skew of {max_clock_skew} "
             f"(got {event.timestamp.isoformat()}, now is {now.isoformat()})",
         )
-    size = event.properties_size()
+    size = event.properties_size() if properties_size is None else properties_size
     if size > max_properties_bytes:
         return "properties", f"is {size} bytes as JSON, more than the cap of {max_properties_bytes} bytes"
     return None

@@ -89,6 +89,19 @@ def test_reingest_is_idempotent(store: EventStore) -> None:
     assert [e.event_id for e in store.events_for_contact("c1")] == [f"e{i}" for i in range(5)]
 
 
+def test_large_batch_with_some_known_events(store: EventStore) -> None:
+    """Large batches take PostgreSQL's COPY path; outcomes must be the same as for small ones."""
+    store.append([event(f"e{i:03d}", i) for i in range(0, 300, 3)], now=NOW)
+    result = store.append([event(f"e{i:03d}", i) for i in range(300)], now=NOW)
+    assert (result.stored, result.duplicates) == (200, 100)
+    assert [i.status is ItemStatus.DUPLICATE for i in result.items] == [i % 3 == 0 for i in range(300)]
+    assert store.count() == 300
+    again = store.append(
+        [event(f"e{i:03d}", i) for i in range(300, 400)], now=NOW
+    )  # staging emptied at commit
+    assert again.stored == 100 and store.count() == 400
+
+
 def test_repeat_within_one_batch_is_a_duplicate_of_the_first(store: EventStore) -> None:
     result = store.append([event("a"), event("b"), event("a", 3)], now=NOW)
     assert [i.status for i in result.items] == [ItemStatus.STORED, ItemStatus.STORED, ItemStatus.DUPLICATE]
@@ -306,10 +319,10 @@ def overlapping_batches(worker: int, n_workers: int, per_worker: int) -> list[En
     return own + shared
 
 
-def write_in_batches(url: str, worker: int, n_workers: int, per_worker: int) -> int:
+def write_in_batches(url: str, worker: int, n_workers: int, per_worker: int, size: int) -> int:
     with open_event_store(url) as store:
         batch = overlapping_batches(worker, n_workers, per_worker)
-        return sum(store.append(batch[i : i + 25], now=NOW).stored for i in range(0, len(batch), 25))
+        return sum(store.append(batch[i : i + size], now=NOW).stored for i in range(0, len(batch), size))
 
 
 def expected_unique(n_workers: int, per_worker: int) -> int:
@@ -323,7 +336,7 @@ def test_concurrent_threads_lose_and_duplicate_nothing(store: EventStore, store_
     lock = threading.Lock()
 
     def run(worker: int) -> None:
-        n = write_in_batches(store_url, worker, n_workers, per_worker)
+        n = write_in_batches(store_url, worker, n_workers, per_worker, 25)
         with lock:
             stored.append(n)
 
@@ -339,11 +352,11 @@ def test_concurrent_threads_lose_and_duplicate_nothing(store: EventStore, store_
 
 
 def test_concurrent_processes_lose_and_duplicate_nothing(store: EventStore, store_url: str) -> None:
-    n_workers, per_worker = 2, 300
-    context = multiprocessing.get_context("spawn")
+    n_workers, per_worker = 3, 1_000
+    context = multiprocessing.get_context("fork")  # children open their own store; nothing shared is used
     with ProcessPoolExecutor(max_workers=n_workers, mp_context=context) as pool:
         futures = [
-            pool.submit(write_in_batches, store_url, w, n_workers, per_worker) for w in range(n_workers)
+            pool.submit(write_in_batches, store_url, w, n_workers, per_worker, 100) for w in range(n_workers)
         ]
         stored = [f.result(timeout=120) for f in futures]
     unique = expected_unique(n_workers, per_worker)
