@@ -109,6 +109,10 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI reports a body that is not UTF-8 as a generic 400; it is a malformed body like bad JSON.
+        error = {"loc": ("body",), "msg": "is not valid JSON (not UTF-8 text)", "type": "json_invalid"}
+        return JSONResponse(validation_payload([error]), status_code=422)
     return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
 

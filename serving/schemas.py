@@ -6,11 +6,11 @@ the wire: batches, per-item results, lists, errors and health reports.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from features.schemas import ContentBlock
+from features.schemas import STAGE_IDS, ContentBlock
 
 EXAMPLE_EVENT: dict[str, Any] = {
     "event_id": "evt-000123",
@@ -149,10 +149,16 @@ class IngestResponse(BaseModel):
     results: list[EventResult]
 
 
+StageName = Annotated[str, WithJsonSchema({"type": "string", "enum": list(STAGE_IDS)})]
+"""A stage id; the schema lists the known ones (the configured taxonomy), validation is ``ContentBlock``'s."""
+
+
 class ContentBlockBody(ContentBlock):
     """A content block as sent to ``PUT /v1/content/{content_id}``; its ``content_id`` must match the path."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_BLOCK]})
+
+    stages: tuple[StageName, ...] = Field(min_length=1, description="Journey stages the block fits.")
 
 
 class ContentBlockOut(ContentBlock):

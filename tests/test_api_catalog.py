@@ -64,9 +64,10 @@ def test_unknown_block_is_404_naming_it(client: TestClient, keys: Keys, method: 
 
 def test_references_must_name_existing_blocks(client: TestClient, keys: Keys) -> None:
     dangling = client.put("/v1/content/wp-2", json=block("wp-2", alternative_id="wp-1"), headers=keys.admin)
-    assert dangling.status_code == 422
-    assert dangling.json()["detail"][0]["loc"] == ["body", "alternative_id"]
-    assert "'wp-1' is unknown" in dangling.json()["message"]
+    assert dangling.status_code == 409
+    assert (
+        dangling.json()["detail"] == "alternative_id: must name a block in the catalog, but 'wp-1' is unknown"
+    )
     client.put("/v1/content/wp-1", json=block("wp-1"), headers=keys.admin)
     linked = block("wp-2", alternative_id="wp-1", prerequisite_id="wp-1")
     assert client.put("/v1/content/wp-2", json=linked, headers=keys.admin).status_code == 201

@@ -7,6 +7,7 @@ from typing import Annotated
 import structlog
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from features.schemas import ContentBlock
 from serving.deps import AdminKey, EventStoreDep
@@ -29,14 +30,18 @@ ContentId = Annotated[
 ]
 
 
+class ListQuery(BaseModel):
+    """Query of ``GET /v1/content``; unknown parameters are refused (a typo must not silently list all)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    include_inactive: bool = Field(default=False, description="Also list deactivated blocks.")
+
+
 @router.get("", response_model=ContentList, summary="List content blocks")
-def list_content(
-    store: EventStoreDep,
-    _key: AdminKey,
-    include_inactive: Annotated[bool, Query(description="Also list deactivated blocks.")] = False,
-) -> ContentList:
+def list_content(store: EventStoreDep, _key: AdminKey, query: Annotated[ListQuery, Query()]) -> ContentList:
     """Catalog blocks ordered by ``content_id``; active ones only unless ``include_inactive``."""
-    blocks = store.list_content(active_only=not include_inactive)
+    blocks = store.list_content(active_only=not query.include_inactive)
     return ContentList(
         count=len(blocks), items=[ContentBlockOut.model_validate(b.model_dump()) for b in blocks]
     )
@@ -59,7 +64,11 @@ def get_content(content_id: ContentId, store: EventStoreDep, _key: AdminKey) -> 
 @router.put(
     "/{content_id}",
     response_model=ContentBlockOut,
-    responses={201: {"model": ContentBlockOut, "description": "Created."}, 200: {"description": "Updated."}},
+    responses={
+        201: {"model": ContentBlockOut, "description": "Created."},
+        200: {"description": "Updated."},
+        **error_responses(409),
+    },
     summary="Create or update a content block",
 )
 def put_content(
@@ -67,9 +76,9 @@ def put_content(
 ) -> ContentBlock:
     """Store the block under ``content_id`` (201 when new, 200 when replaced).
 
-    Validated beyond its shape: the body's ``content_id`` must match the path, and ``prerequisite_id`` and
-    ``alternative_id`` must name blocks already in the catalog (a reminder loop pointing nowhere would send
-    nothing).
+    Validated beyond its shape: the body's ``content_id`` must match the path (else 422), and
+    ``prerequisite_id`` and ``alternative_id`` must name blocks already in the catalog (else 409: a reminder
+    loop pointing nowhere would send nothing).
     """
     if block.content_id != content_id:
         _invalid(
@@ -78,7 +87,7 @@ def put_content(
     for name in ("prerequisite_id", "alternative_id"):
         ref = getattr(block, name)
         if ref is not None and store.get_content(ref) is None:
-            _invalid(name, f"must name a block in the catalog, but {ref!r} is unknown")
+            raise HTTPException(409, f"{name}: must name a block in the catalog, but {ref!r} is unknown")
     existed = store.get_content(content_id) is not None
     stored = ContentBlock.model_validate(block.model_dump())
     store.upsert_content([stored])
