@@ -1,0 +1,74 @@
+"""The events and catalog API on the production profile: PostgreSQL event store, real server, real app.
+
+Also what happens when PostgreSQL goes away under a running app: 503 with ``Retry-After`` (nothing
+acknowledged), never a 500, and ``/readyz`` reports the store as not ready.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from features.event_store import open_settings_event_store
+from ripen.settings import Settings
+from tests.api_support import block, event, make_keys, running_client
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def production(postgres_url: str, tmp_path: Path) -> Settings:
+    return Settings(profile="production", postgres_url=postgres_url, data_dir=tmp_path / "data")
+
+
+def test_events_and_catalog_round_trip_on_postgres(production: Settings) -> None:
+    assert production.event_store_url.startswith("postgresql://")
+    keys = make_keys(production)
+    with running_client(production) as client:
+        ready = client.get("/readyz").json()
+        assert ready["status"] == "ready"
+        assert ready["checks"] == [{"name": "event_store", "ok": True, "detail": "production"}]
+
+        batch = {"events": [event(1), event(2, contact="c-2"), {"event_id": "bad", "contact_id": "c-1"}]}
+        first = client.post("/v1/events", json=batch, headers=keys.engine)
+        assert first.status_code == 202
+        assert [r["status"] for r in first.json()["results"]] == ["stored", "stored", "rejected"]
+
+        assert client.put("/v1/content/wp-1", json=block("wp-1"), headers=keys.admin).status_code == 201
+        linked = block("wp-2", alternative_id="wp-1")
+        assert client.put("/v1/content/wp-2", json=linked, headers=keys.admin).status_code == 201
+        assert client.post("/v1/content/wp-1/deactivate", headers=keys.admin).status_code == 200
+
+    # A restarted app (another replica, say) sees the same state and keeps ingest idempotent.
+    with running_client(production) as client:
+        again = client.post("/v1/events", json={"events": [event(1), event(3)]}, headers=keys.engine)
+        assert [r["status"] for r in again.json()["results"]] == ["duplicate", "stored"]
+        listed = client.get("/v1/content", params={"include_inactive": True}, headers=keys.admin).json()
+        assert [(b["content_id"], b["active"]) for b in listed["items"]] == [("wp-1", False), ("wp-2", True)]
+
+    with open_settings_event_store(production) as store:
+        assert store.count() == 3
+        assert [e.event_id for e in store.events_for_contact("c-1")] == ["e-1", "e-3"]
+
+
+def test_lost_database_gives_503_not_500(production: Settings, postgres_server_url: str) -> None:
+    keys = make_keys(production)
+    name = production.postgres_url.rsplit("/", 1)[1]
+    with running_client(production) as client:
+        assert client.post("/v1/events", json={"events": [event(1)]}, headers=keys.engine).status_code == 202
+        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+        refused = client.post("/v1/events", json={"events": [event(2)]}, headers=keys.engine)
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "5"
+        assert "nothing was acknowledged" in refused.json()["detail"]
+        assert client.get("/v1/content", headers=keys.admin).status_code == 503
+
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["status"] == "not_ready"
+        assert ready.json()["checks"][0]["ok"] is False
+        assert client.get("/healthz").status_code == 200
