@@ -18,6 +18,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,6 @@ log = structlog.get_logger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
-_INSERT_CHUNK = 5_000
 _PG_COPY_FROM = 50
 _READ_CHUNK = 50_000
 
@@ -134,6 +134,14 @@ _EVENT_COLUMNS = tuple(c.name for c in events_table.columns)
 _COLUMN_LIST = ", ".join(_EVENT_COLUMNS)
 _PG_STAGE_DDL = "CREATE TEMP TABLE IF NOT EXISTS events_stage (LIKE events) ON COMMIT DELETE ROWS"
 _PG_STAGE_COPY = f"COPY events_stage ({_COLUMN_LIST}) FROM STDIN"
+_SQLITE_STAGE_DDL = "CREATE TEMP TABLE IF NOT EXISTS events_stage AS SELECT * FROM main.events WHERE 0"
+_SQLITE_STAGE_LOAD = (
+    f"INSERT INTO temp.events_stage ({_COLUMN_LIST}) VALUES ({', '.join('?' * len(_EVENT_COLUMNS))})"
+)
+_SQLITE_STAGE_INSERT = (  # "WHERE true": SQLite's documented way to parse INSERT ... SELECT ... ON CONFLICT
+    f"INSERT INTO main.events ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM temp.events_stage WHERE true "
+    "ORDER BY event_id ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
 _PG_STAGE_INSERT = (
     f"INSERT INTO events ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM events_stage ORDER BY event_id "
     "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
@@ -238,7 +246,7 @@ class SqlEventStore(EventStore):
         skew = timedelta(seconds=self.max_clock_skew_seconds)
         ingested_at_us = to_us(now)
         results: list[ItemResult | None] = [None] * len(events)
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         first_index: dict[str, int] = {}
         for index, ev in enumerate(events):
             properties = _compact_json(ev.properties)
@@ -263,7 +271,7 @@ class SqlEventStore(EventStore):
                 first_index[ev.event_id] = index
                 rows.append(self._event_row(ev, properties, ingested_at_us))
         # One lock order for every writer: PostgreSQL writers inserting overlapping ids cannot deadlock.
-        rows.sort(key=lambda row: row["event_id"])
+        rows.sort(key=itemgetter(0))
         stored: set[str] = set()
         if rows:
             with self._write() as conn:
@@ -285,45 +293,56 @@ class SqlEventStore(EventStore):
         log.debug("events_appended", stored=len(stored), batch=len(events))
         return IngestResult(final)
 
-    def _insert_new(self, conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
-        """Insert rows whose event_id is new, in event_id order; return the ids actually inserted.
+    def _insert_new(self, conn: Connection, rows: list[tuple[Any, ...]]) -> list[str]:
+        """Insert rows (``_EVENT_COLUMNS`` order) whose event_id is new; return the ids actually inserted.
 
-        PostgreSQL, from ``_PG_COPY_FROM`` rows up: ``COPY`` into a session-private staging table (emptied at
-        commit), then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``. A multi-row VALUES list of
-        thousands of parameters spends most of its time in the driver's query parsing, array parameters in
-        their encoding; COPY is several times faster than either. Small batches save COPY's round trips.
+        Rows go into a connection-private staging table by the driver's bulk path (``COPY`` on PostgreSQL,
+        ``executemany`` on SQLite), then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING`` in
+        event_id order moves the new ones. A multi-row VALUES list of thousands of parameters spends most of
+        its time building and parsing parameters (in SQLAlchemy or the driver); the bulk paths do not.
+        Small PostgreSQL batches skip staging, which costs round trips.
         """
-        if self.dialect == "postgresql" and len(rows) >= _PG_COPY_FROM:
-            driver = conn.connection.driver_connection  # psycopg, inside this same transaction
-            assert driver is not None
+        driver: Any = conn.connection.driver_connection  # the DBAPI connection, inside this same transaction
+        if self.dialect == "sqlite":
+            cursor = driver.cursor()
+            try:
+                cursor.execute(_SQLITE_STAGE_DDL)
+                cursor.executemany(_SQLITE_STAGE_LOAD, rows)
+                cursor.execute(_SQLITE_STAGE_INSERT)
+                inserted = [r[0] for r in cursor.fetchall()]
+                cursor.execute("DELETE FROM temp.events_stage")
+                return inserted
+            finally:
+                cursor.close()
+        if len(rows) >= _PG_COPY_FROM:
             with driver.cursor() as cursor:
                 cursor.execute(_PG_STAGE_DDL)
                 with cursor.copy(_PG_STAGE_COPY) as copy:
                     for row in rows:
-                        copy.write_row(tuple(row[name] for name in _EVENT_COLUMNS))
+                        copy.write_row(row)
                 cursor.execute(_PG_STAGE_INSERT)
                 return [r[0] for r in cursor.fetchall()]
         statement = self._insert(events_table).on_conflict_do_nothing(index_elements=["event_id"])
         statement = statement.returning(events_table.c.event_id)
-        inserted: list[str] = []
-        for start in range(0, len(rows), _INSERT_CHUNK):
-            inserted.extend(conn.execute(statement, rows[start : start + _INSERT_CHUNK]).scalars())
-        return inserted
+        return list(
+            conn.execute(statement, [dict(zip(_EVENT_COLUMNS, row, strict=True)) for row in rows]).scalars()
+        )
 
     @staticmethod
-    def _event_row(ev: EngagementEvent, properties: str, ingested_at_us: int) -> dict[str, Any]:
-        return {
-            "event_id": ev.event_id,
-            "contact_id": ev.contact_id,
-            "anonymous_id": ev.anonymous_id,
-            "account_id": ev.account_id,
-            "ts_us": to_us(ev.timestamp),
-            "type": ev.type.value,
-            "content_id": ev.content_id,
-            "channel": None if ev.channel is None else ev.channel.value,
-            "properties": properties,
-            "ingested_at_us": ingested_at_us,
-        }
+    def _event_row(ev: EngagementEvent, properties: str, ingested_at_us: int) -> tuple[Any, ...]:
+        """One ``events`` row in ``_EVENT_COLUMNS`` order."""
+        return (
+            ev.event_id,
+            ev.contact_id,
+            ev.anonymous_id,
+            ev.account_id,
+            to_us(ev.timestamp),
+            ev.type.value,
+            ev.content_id,
+            None if ev.channel is None else ev.channel.value,
+            properties,
+            ingested_at_us,
+        )
 
     def _link_identities(self, conn: Connection, identifies: list[EngagementEvent]) -> None:
         """Record anonymous_id → contact_id links from newly stored identify events.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -13,6 +15,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from features.event_store import EXPORT_COLUMNS, EventStore, ItemStatus, open_event_store
 from features.event_store_sql import contact_hash
@@ -363,6 +368,37 @@ def test_concurrent_processes_lose_and_duplicate_nothing(store: EventStore, stor
     assert sum(stored) == unique
     assert store.count() == unique
     assert len(store.read_frame()) == unique
+
+
+def append_then_die(url: str) -> None:
+    """Append, then leave without closing anything, as a crash right after the acknowledgement would."""
+    store = open_event_store(url)
+    result = store.append([event(f"d{i}", i) for i in range(50)], now=NOW)
+    os._exit(0 if result.stored == 50 else 3)
+
+
+def test_acknowledged_events_survive_an_abrupt_exit(store: EventStore, store_url: str) -> None:
+    child = multiprocessing.get_context("fork").Process(target=append_then_die, args=(store_url,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert store.count() == 50
+    assert len(store.events_for_contact("c1")) == 50
+
+
+@hypothesis_settings(max_examples=20, deadline=None)
+@given(batches=st.lists(st.lists(st.integers(0, 40), max_size=60), max_size=6))
+def test_any_sequence_of_batches_stores_each_id_exactly_once(batches: list[list[int]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp, open_event_store(f"sqlite:///{tmp}/events.db") as store:
+        seen: set[int] = set()
+        for batch in batches:
+            result = store.append([event(f"e{i:02d}", i) for i in batch], now=NOW)
+            new = {i for i in batch if i not in seen}
+            assert result.stored == len(new)
+            assert result.duplicates == len(batch) - len(new)
+            seen |= new
+        assert store.count() == len(seen)
+        assert store.read_frame()["event_id"].tolist() == [f"e{i:02d}" for i in sorted(seen)]
 
 
 # -- opening -------------------------------------------------------------------------------------------------
