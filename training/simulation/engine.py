@@ -187,10 +187,10 @@ class JourneySimulator:
                 obs = self._observe(world, due, ids)
                 chosen, propensity = _choose(policy, obs)
                 last_decision[due] = day
-                log_parts.append(self._act(world, obs, chosen, propensity, events))
-                if self.record_context:
+                if self.record_context:  # before the sends change the hidden state
                     er = world.expected_reward(due[:, None], np.arange(n_content)[None, :]).astype(np.float32)
                     context.append((obs.eligible, er))
+                log_parts.append(self._act(world, obs, chosen, propensity, events))
             world.evening(events)
             if progress is not None:
                 progress(day)

@@ -121,7 +121,8 @@ def sample_population(
     company_size = rng.choice([10, 50, 200, 1000, 5000], size=n_accounts)
     prior = np.array([[p.topics.get(t, 0.1) for t in topics] for p in personas])
     interest = prior[persona] * rng.gamma(1.0, 1.0, size=(n, len(topics)))
-    customer = rng.random(n) < customer_share
+    buyers = np.array([p.buy_propensity > 0 for p in personas])[persona]
+    customer = (rng.random(n) < customer_share) & buyers
     identify_day = np.where(customer, 0, rng.integers(0, max(1, min(60, n_days // 3)), n))
     stage = np.where(
         customer, STAGE["retention"], np.where(rng.random(n) < 0.8, STAGE["awareness"], STAGE["information"])
