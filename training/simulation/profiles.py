@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -79,11 +80,17 @@ def _ts(value: pd.Timestamp) -> datetime:
 def profiles_from_frame(frame: pd.DataFrame) -> list[ContactProfile]:
     """``ContactProfile`` per row of ``profiles_frame`` (consent per channel kept with its timestamp)."""
     out = []
+    records: dict[tuple[bool, int], ConsentRecord] = {}  # frozen records, shared: few distinct days
+
+    def record(granted: Any, at: pd.Timestamp) -> ConsentRecord:
+        key = (bool(granted), int(at.value))
+        if key not in records:
+            records[key] = ConsentRecord(granted=key[0], at=_ts(at))
+        return records[key]
+
     for row in frame.to_dict("records"):
         consents = {
-            channel: ConsentRecord(
-                granted=bool(row[f"consent_{channel.value}"]), at=_ts(row[f"consent_{channel.value}_at"])
-            )
+            channel: record(row[f"consent_{channel.value}"], row[f"consent_{channel.value}_at"])
             for channel in Channel
         }
         size = row["company_size"]
@@ -101,9 +108,7 @@ def profiles_from_frame(frame: pd.DataFrame) -> list[ContactProfile]:
                 lead_status=row["lead_status"],
                 lifecycle_stage=row["lifecycle_stage"],
                 consents=consents,
-                tracking_consent=ConsentRecord(
-                    granted=bool(row["tracking_consent"]), at=_ts(row["tracking_consent_at"])
-                ),
+                tracking_consent=record(row["tracking_consent"], row["tracking_consent_at"]),
                 budget=bool(row["budget"]),
                 authority=bool(row["authority"]),
                 need=bool(row["need"]),
