@@ -16,13 +16,17 @@ import hmac
 import json
 import os
 import secrets
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+import structlog
 from pydantic import SecretStr
+
+log = structlog.get_logger(__name__)
 
 KEY_FILE_NAME = "api_keys.json"
 KEY_PREFIX = "rpn_"
@@ -203,3 +207,44 @@ def load_key_ring(data_dir: Path, settings_keys: Mapping[str, SecretStr]) -> Key
     ring = KeyFile.in_dir(data_dir).load()
     ring.add_tokens(settings_keys)
     return ring
+
+
+class LiveKeyRing:
+    """The accepted keys, re-read when the key file changes, so ``ripen keys create|revoke`` takes effect
+    on a running server within ``check_interval`` seconds, without a restart.
+
+    A key file that cannot be read keeps the last good ring (a half-written file must not lock everyone out).
+    """
+
+    def __init__(
+        self, data_dir: Path, settings_keys: Mapping[str, SecretStr], check_interval: float = 1.0
+    ) -> None:
+        self.key_file = KeyFile.in_dir(data_dir)
+        self.settings_keys = dict(settings_keys)
+        self.check_interval = check_interval
+        self._stamp = self._file_stamp()
+        self._ring = load_key_ring(data_dir, self.settings_keys)
+        self._checked_at = time.monotonic()
+
+    def current(self) -> KeyRing:
+        """The ring to authenticate against, reloaded first if the file changed since the last check."""
+        now = time.monotonic()
+        if now - self._checked_at >= self.check_interval:
+            self._checked_at = now
+            stamp = self._file_stamp()
+            if stamp != self._stamp:
+                try:
+                    ring = load_key_ring(self.key_file.path.parent, self.settings_keys)
+                except ValueError:
+                    log.warning("key_file_unreadable", path=str(self.key_file.path))
+                else:
+                    self._ring, self._stamp = ring, stamp
+                    log.info("keys_reloaded", keys=len(ring))
+        return self._ring
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.key_file.path.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_size

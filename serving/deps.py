@@ -67,8 +67,7 @@ def authenticate(
     """
     if not token:
         raise HTTPException(401, f"missing API key (header {API_KEY_HEADER})")
-    ring = state.key_ring
-    principal = ring.authenticate(token) if ring is not None else None
+    principal = state.keys.current().authenticate(token) if state.keys is not None else None
     if principal is None:
         raise HTTPException(401, f"unknown API key (header {API_KEY_HEADER})")
     request.scope[KEY_ID_SCOPE] = principal.key_id

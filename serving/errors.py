@@ -125,8 +125,18 @@ async def _on_store_unavailable(request: Request, exc: Exception) -> JSONRespons
     )
 
 
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """A bug, not bad input: JSON 500 with the request id to quote; only the error's type is logged (its
+    message could carry request data)."""
+    log.error("unhandled_error", error_type=type(exc).__name__, route=_route_template(request.scope))
+    return JSONResponse(
+        {"detail": "internal error; the request id in X-Request-ID identifies it"}, status_code=500
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the JSON error handlers on ``app``."""
+    app.add_exception_handler(Exception, _on_unexpected)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(OperationalError, _on_store_unavailable)

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from features.event_store import EventStore, open_settings_event_store
 from ripen.settings import Settings, get_settings
 from serving.access_log import AccessLogMiddleware
-from serving.auth import load_key_ring
+from serving.auth import LiveKeyRing
 from serving.errors import BodySizeLimitMiddleware, install_error_handlers
 from serving.metrics import ServingMetrics
 from serving.routes import catalog, events, health
@@ -66,12 +66,13 @@ async def _open(state: ServingState) -> None:
     """Open the event store and load the keys; register their readiness checks."""
     settings = state.settings
     settings.ensure_dirs()
-    state.key_ring = load_key_ring(settings.data_dir, settings.api_keys)
-    if not len(state.key_ring):
+    state.keys = LiveKeyRing(settings.data_dir, settings.api_keys)
+    key_count = len(state.keys.current())
+    if not key_count:
         log.warning("no_api_keys", hint="create one with `ripen keys create --scope engine`")
     state.event_store = open_settings_event_store(settings)
     state.readiness_checks["event_store"] = _event_store_check(state.event_store, settings.profile)
-    log.info("serving_started", profile=settings.profile, keys=len(state.key_ring))
+    log.info("serving_started", profile=settings.profile, keys=key_count)
 
 
 def _event_store_check(store: EventStore, profile: str) -> ReadinessCheck:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from features.event_store import EventStore
 from ripen.settings import Settings
-from serving.auth import KeyRing
+from serving.auth import LiveKeyRing
 from serving.metrics import ServingMetrics
 
 ReadinessCheck = Callable[[], str]
@@ -26,5 +26,5 @@ class ServingState:
     settings: Settings
     metrics: ServingMetrics
     event_store: EventStore | None = None
-    key_ring: KeyRing | None = None
+    keys: LiveKeyRing | None = None
     readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)

@@ -48,7 +48,14 @@ def running_client(settings: Settings) -> Iterator[TestClient]:
 @contextmanager
 def debug_logging() -> Iterator[None]:
     """Structured DEBUG logs to (the captured) stderr inside the block; logging put back to defaults after."""
-    configure_logging(level="DEBUG")
+    with restored_logging():
+        configure_logging(level="DEBUG")
+        yield
+
+
+@contextmanager
+def restored_logging() -> Iterator[None]:
+    """Put logging back to defaults after the block (CLI runs configure it onto streams that then close)."""
     try:
         yield
     finally:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from ripen.cli import app as cli_app
 from ripen.settings import Settings, get_settings
 from serving.auth import KeyFile, KeyRing, Scope, parse_scopes
-from tests.api_support import Keys, block, debug_logging, event, make_keys, running_client
+from tests.api_support import Keys, block, debug_logging, event, make_keys, restored_logging, running_client
 
 PROTECTED = [
     ("POST", "/v1/events", {"events": [event(1)]}, "engine"),
@@ -101,6 +101,22 @@ def test_keys_from_settings_are_accepted_with_their_scope(tmp_path: Path) -> Non
     assert "tok-aaaaaaaa" not in KeyFile.in_dir(settings.data_dir).path.read_text()
 
 
+def test_keys_created_or_revoked_take_effect_on_a_running_server(settings: Settings) -> None:
+    key_file = KeyFile.in_dir(settings.data_dir)
+    with running_client(settings) as client:
+        client.app.state.ripen.keys.check_interval = 0.0  # type: ignore[attr-defined]
+        assert client.get("/v1/content", headers={"X-API-Key": "rpn_later"}).status_code == 401
+        key, token = key_file.create(["admin"])
+        assert client.get("/v1/content", headers={"X-API-Key": token}).status_code == 200
+        assert key_file.revoke(key.key_id)
+        assert client.get("/v1/content", headers={"X-API-Key": token}).status_code == 401
+        # A broken key file keeps the last good keys instead of locking everyone out.
+        _, kept = key_file.create(["admin"])
+        assert client.get("/v1/content", headers={"X-API-Key": kept}).status_code == 200
+        key_file.path.write_text("{not json")
+        assert client.get("/v1/content", headers={"X-API-Key": kept}).status_code == 200
+
+
 def test_revoked_key_is_refused_after_restart(settings: Settings) -> None:
     key_file = KeyFile.in_dir(settings.data_dir)
     key, token = key_file.create(["admin"])
@@ -157,18 +173,23 @@ def test_malformed_key_file_names_the_file(tmp_path: Path) -> None:
         KeyFile(path).load()
 
 
-def test_cli_creates_a_key_that_the_server_accepts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def cli_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A data folder the CLI's settings point at; settings cache and logging restored afterwards."""
     monkeypatch.setenv("RIPEN_DATA_DIR", str(tmp_path / "data"))
     get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(cli_app, ["keys", "create", "--scope", "engine", "--label", "journey"])
-        assert result.exit_code == 0, result.output
-        token = result.stdout.strip().splitlines()[0]
-        principal = KeyFile.in_dir(tmp_path / "data").load().authenticate(token)
-        assert principal is not None and principal.scopes == {Scope.ENGINE}
-        listed = CliRunner().invoke(cli_app, ["keys", "list"])
-        assert principal.key_id in listed.stdout and token not in listed.stdout
-        bad = CliRunner().invoke(cli_app, ["keys", "create", "--scope", "root"])
-        assert bad.exit_code != 0 and "root" in bad.output
-    finally:
-        get_settings.cache_clear()
+    with restored_logging():
+        yield tmp_path / "data"
+    get_settings.cache_clear()
+
+
+def test_cli_creates_a_key_that_the_server_accepts(cli_data_dir: Path) -> None:
+    result = CliRunner().invoke(cli_app, ["keys", "create", "--scope", "engine", "--label", "journey"])
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip().splitlines()[0]
+    principal = KeyFile.in_dir(cli_data_dir).load().authenticate(token)
+    assert principal is not None and principal.scopes == {Scope.ENGINE}
+    listed = CliRunner().invoke(cli_app, ["keys", "list"])
+    assert principal.key_id in listed.stdout and token not in listed.stdout
+    bad = CliRunner().invoke(cli_app, ["keys", "create", "--scope", "root"])
+    assert bad.exit_code != 0 and "root" in bad.output

@@ -175,3 +175,17 @@ def test_decisions_and_exclusions_are_counted() -> None:
     assert 'ripen_decisions_total{action="wait"} 1.0' in text
     assert 'ripen_guardrail_exclusions_total{reason="consent"} 2.0' in text
     assert 'reason="stage"' not in text
+
+
+def test_a_bug_is_a_json_500_with_a_request_id(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path / "data"))
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret jane.doe@example.com")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/boom", headers={"X-Request-ID": "req-7"})
+    assert response.status_code == 500
+    assert "request id" in response.json()["detail"]
+    assert "jane.doe" not in response.text

@@ -73,7 +73,7 @@ def list_keys() -> None:
 
 @keys_app.command("revoke")
 def revoke_key(key_id: Annotated[str, typer.Argument(help="The id shown by `ripen keys list`.")]) -> None:
-    """Remove a key; servers stop accepting it when restarted."""
+    """Remove a key; running servers stop accepting it within a second."""
     from ripen.settings import get_settings
     from serving.auth import KeyFile
 
