@@ -184,19 +184,19 @@ class ContentPolicy(abc.ABC):
             u = np.asarray(uniforms, dtype=float)
             if u.shape != (n,) or ((u < 0) | (u >= 1)).any():
                 raise ValueError(f"`uniforms` must have shape ({n},) with values in [0, 1)")
+        rows = np.arange(n)
         has_any = np.asarray(mask.any(axis=1), dtype=bool)
-        cum = np.cumsum(probs, axis=1)
-        first = (cum <= u[:, None]).sum(axis=1)
-        # Rounding can leave the last cumulative value a hair below u: fall back to the last positive action.
-        last_positive = k - 1 - np.argmax((probs > 0)[:, ::-1], axis=1)
-        first = np.where(first >= k, last_positive, first)
-        first = np.where(probs[np.arange(n), np.minimum(first, k - 1)] > 0, first, last_positive)
+        # The first cumulative probability above u is always an action with positive probability; rounding
+        # can leave the total a hair below u, so clamp to the last action with positive probability.
+        first = (np.cumsum(probs, axis=1) <= u[:, None]).sum(axis=1)
+        last_positive = k - 1 - np.argmax(probs[:, ::-1] > 0, axis=1)
+        first = np.minimum(first, last_positive)
         actions = np.full((n, n_slots), -1, dtype=np.int64)
-        actions[has_any, 0] = first[has_any]
-        chosen_p = np.where(has_any, probs[np.arange(n), np.minimum(first, k - 1)], 0.0)
+        actions[:, 0] = np.where(has_any, first, -1)
+        chosen_p = probs[rows, first] * has_any
         if n_slots > 1:
             rest = np.where(mask, dist.scores, -np.inf)
-            rest[np.arange(n), first] = -np.inf
+            rest[rows, first] = -np.inf
             order = np.argsort(-rest, axis=1, kind="stable")[:, : n_slots - 1]
             valid = np.asarray(np.take_along_axis(rest, order, axis=1) > -np.inf)
             actions[:, 1:] = np.where(valid & has_any[:, None], order, -1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.policy.base import ContentPolicy, best_eligible
+from models.policy.base import ContentPolicy
 
 
 class EpsilonGreedy(ContentPolicy):
@@ -26,11 +26,10 @@ class EpsilonGreedy(ContentPolicy):
             raise ValueError(f"`alpha` must be a number > 0, but got {self.alpha!r}")
 
     def probabilities(self, scores: np.ndarray, eligible: np.ndarray) -> np.ndarray:
-        k_eligible = eligible.sum(axis=1, keepdims=True)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            probs = np.where(eligible, self.epsilon / np.maximum(k_eligible, 1), 0.0)
-        best = best_eligible(scores, eligible)
-        rows = np.flatnonzero(k_eligible[:, 0] > 0)
-        probs[rows, best[rows]] = 0.0
-        probs[rows, best[rows]] = 1.0 - probs[rows].sum(axis=1)
-        return probs
+        rows = np.arange(scores.shape[0])
+        best = np.where(eligible, scores, -np.inf).argmax(axis=1)
+        k_eligible = np.maximum(eligible.sum(axis=1, keepdims=True), 1)
+        probs = eligible * (self.epsilon / k_eligible)
+        probs[rows, best] = 0.0
+        probs[rows, best] = np.where(eligible[rows, best], 1.0 - probs.sum(axis=1), 0.0)
+        return np.asarray(probs)

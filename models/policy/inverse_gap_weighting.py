@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.policy.base import ContentPolicy, best_eligible
+from models.policy.base import ContentPolicy
 
 
 class InverseGapWeighting(ContentPolicy):
@@ -30,14 +30,11 @@ class InverseGapWeighting(ContentPolicy):
             raise ValueError(f"`alpha` must be a number > 0, but got {self.alpha!r}")
 
     def probabilities(self, scores: np.ndarray, eligible: np.ndarray) -> np.ndarray:
-        n = scores.shape[0]
-        k_eligible = eligible.sum(axis=1, keepdims=True)
-        best = best_eligible(scores, eligible)
-        best_score = scores[np.arange(n), best][:, None]
-        gap = np.maximum(best_score - scores, 0.0)
-        with np.errstate(divide="ignore"):
-            probs = np.where(eligible, 1.0 / (k_eligible + self.gamma * gap), 0.0)
-        probs[np.arange(n), best] = 0.0
-        rows = np.flatnonzero(k_eligible[:, 0] > 0)
-        probs[rows, best[rows]] = 1.0 - probs[rows].sum(axis=1)
-        return probs
+        rows = np.arange(scores.shape[0])
+        best = np.where(eligible, scores, -np.inf).argmax(axis=1)
+        gap = np.maximum(scores[rows, best][:, None] - scores, 0.0)  # ineligible entries are zeroed below
+        k_eligible = np.maximum(eligible.sum(axis=1, keepdims=True), 1)
+        probs = eligible / (k_eligible + self.gamma * gap)
+        probs[rows, best] = 0.0
+        probs[rows, best] = np.where(eligible[rows, best], 1.0 - probs.sum(axis=1), 0.0)
+        return np.asarray(probs)

@@ -118,10 +118,12 @@ class BilinearRewardModel(BaseEstimator):  # type: ignore[misc]
 
     def predict(self, context: np.ndarray, action_features: np.ndarray) -> np.ndarray:
         """Expected reward of every action in every context, shape (n_contexts, n_actions)."""
-        check_is_fitted(self, "coef_")
+        if not hasattr(self, "coef_"):
+            check_is_fitted(self, "coef_")  # raises sklearn's NotFittedError with its usual message
         X = np.asarray(context, dtype=float)
         A = np.asarray(action_features, dtype=float)
-        self._check_widths(X, A)
+        if X.shape[1] != self.n_context_features_ or A.shape[1] != self.n_action_features_:
+            self._check_widths(X, A)
         W = self.coef_
         # [1, x] W [1, a]^T written out so no bias columns are allocated per call.
         left = W[0] + X @ W[1:]
