@@ -66,13 +66,14 @@ def postgres_store(server_url: str) -> Iterator[EventStore]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def timed(fn: Callable[[], int]) -> tuple[int, float]:
-    start = time.perf_counter()
+def timed(fn: Callable[[], int]) -> tuple[int, float, float]:
+    """Result, wall seconds and this process's CPU seconds (the machine may be shared: both matter)."""
+    start, cpu = time.perf_counter(), time.process_time()
     n = fn()
-    return n, time.perf_counter() - start
+    return n, time.perf_counter() - start, time.process_time() - cpu
 
 
-Row = tuple[str, int, int, float]
+Row = tuple[str, int, int, float, float]
 
 
 def run_cell(store: EventStore, mode: str, batch: int, n: int, tmp: Path) -> list[Row]:
@@ -88,19 +89,19 @@ def run_cell(store: EventStore, mode: str, batch: int, n: int, tmp: Path) -> lis
         def go() -> int:
             return sum(store.ingest(raws[i : i + batch]).stored for i in range(0, n, batch))
 
-    stored, seconds = timed(go)
+    stored, seconds, cpu = timed(go)
     assert stored == n, f"stored {stored} of {n}"
-    rows.append((mode, batch, n, seconds))
+    rows.append((mode, batch, n, seconds, cpu))
     if mode == "append" and batch > 1:
 
         def resend() -> int:
             return sum(store.append(events[i : i + batch]).duplicates for i in range(0, n, batch))
 
-        again, seconds = timed(resend)
+        again, seconds, cpu = timed(resend)
         assert again == n
-        rows.append(("re-append (all duplicates)", batch, n, seconds))
-        written, seconds = timed(lambda: store.export_parquet(tmp / f"{uuid.uuid4().hex}.parquet"))
-        rows.append(("export_parquet", 0, written, seconds))
+        rows.append(("re-append (all duplicates)", batch, n, seconds, cpu))
+        written, seconds, cpu = timed(lambda: store.export_parquet(tmp / f"{uuid.uuid4().hex}.parquet"))
+        rows.append(("export_parquet", 0, written, seconds, cpu))
     return rows
 
 
@@ -119,7 +120,11 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("WARNING")
 
-    print(f"{'backend':<11}{'operation':<28}{'batch':>7}{'events':>9}{'seconds':>9}{'events/s':>11}")
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(
+        f"{'backend':<11}{'operation':<28}{'batch':>7}{'events':>9}{'seconds':>9}{'events/s':>11}"
+        f"{'client cpu s':>14}"
+    )
     with tempfile.TemporaryDirectory(prefix="ripen-bench-") as tmp_name:
         tmp = Path(tmp_name)
         backends: list[tuple[str, Callable[[], Any]]] = [("sqlite", lambda: sqlite_store(tmp))]
@@ -131,10 +136,14 @@ def main() -> None:
                 modes = ("append",) if batch == 1 else ("append", "ingest")
                 for mode in modes:
                     with opener() as store:
-                        for op, b, count, seconds in run_cell(store, mode, batch, n, tmp):
+                        for op, b, count, seconds, cpu in run_cell(store, mode, batch, n, tmp):
                             rate = count / seconds
                             shown = "-" if b == 0 else str(b)
-                            print(f"{backend:<11}{op:<28}{shown:>7}{count:>9}{seconds:>9.2f}{rate:>11,.0f}")
+                            print(
+                                f"{backend:<11}{op:<28}{shown:>7}{count:>9}{seconds:>9.2f}{rate:>11,.0f}"
+                                f"{cpu:>14.2f}",
+                                flush=True,
+                            )
 
 
 if __name__ == "__main__":
