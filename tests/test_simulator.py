@@ -328,7 +328,7 @@ def test_oracle_beats_random_and_fixed_rule_in_cumulative_reward() -> None:
     for name in ("oracle", "random", "fixed"):
         sim = JourneySimulator(n_contacts=500, n_days=90, seed=8)
         policy = {
-            "oracle": OraclePolicy(simulator=sim, min_gap_days=7),
+            "oracle": OraclePolicy(simulator=sim),
             "random": UniformRandomPolicy(seed=3),
             "fixed": FixedRulePolicy(),
         }[name]
@@ -369,6 +369,64 @@ def test_observation_guardrails_and_random_propensities() -> None:
         rtol=1e-5,
     )
     assert d["converted"].any()
+
+
+def test_true_value_agrees_with_an_ips_estimate_from_the_logged_propensities() -> None:
+    sim = JourneySimulator(n_contacts=400, n_days=40, seed=12, record_context=True)
+    result = sim.run(UniformRandomPolicy(min_gap_days=1, seed=4))
+    assert result.eligible is not None
+    d = result.decisions
+    # Target policy: the first eligible block in catalog order, wait when nothing is eligible.
+    has_any = result.eligible.any(axis=1)
+    target = np.where(has_any, result.eligible.argmax(axis=1), WAIT)
+    dist = np.zeros(result.eligible.shape)
+    dist[np.flatnonzero(has_any), target[has_any]] = 1.0
+    truth = result.true_value(dist)
+    match = d["chosen"].to_numpy() == target
+    terms = match / d["propensity"].to_numpy() * d["reward"].to_numpy()
+    ips, se = terms.mean(), terms.std() / np.sqrt(len(terms))
+    assert abs(ips - truth) < 4 * se
+    # The logging policy's own value is the mean expected reward of what it chose.
+    uniform = result.eligible / np.maximum(result.eligible.sum(axis=1, keepdims=True), 1)
+    assert result.true_value(uniform) == pytest.approx(d["expected_reward"].mean(), rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda e: np.zeros((1, 1)), "`action_dist` must have shape"),
+        (lambda e: np.full(e.shape, 1.0), "sum to <= 1"),
+        (
+            lambda e: (~e).astype(float) / np.maximum((~e).sum(axis=1, keepdims=True), 1),
+            "guardrails excluded",
+        ),
+    ],
+)
+def test_true_value_rejects_bad_action_distributions(make: Any, match: str) -> None:
+    result = JourneySimulator(n_contacts=80, n_days=8, seed=1, record_context=True).run(FixedRulePolicy())
+    assert result.eligible is not None
+    with pytest.raises(ValueError, match=match):
+        result.true_value(make(result.eligible))
+    plain = JourneySimulator(n_contacts=80, n_days=8, seed=1).run(FixedRulePolicy())
+    with pytest.raises(ValueError, match="record_context=True"):
+        plain.true_value(np.zeros((len(plain.decisions), len(CATALOG))))
+
+
+def test_simulated_events_and_profiles_load_into_the_embedded_event_store(tmp_path: Path) -> None:
+    from features.event_store import open_event_store
+
+    result = JourneySimulator(n_contacts=150, n_days=40, seed=2).run(FixedRulePolicy())
+    events = list(iter_engagement_events(result.events))
+    with open_event_store(f"sqlite:///{tmp_path / 'events.db'}") as store:
+        first = store.append(events)
+        assert first.stored == len(events) and first.rejected == 0
+        assert store.append(events[:50]).duplicates == 50
+        assert store.upsert_profiles(result.profiles()) == len(result.profiles_frame)
+        assert store.upsert_content(list(result.catalog)) == len(CATALOG)
+        exported = store.export_parquet(tmp_path / "export.parquet")
+    # Anonymous events count only where an identify event with tracking consent linked them.
+    anonymous = result.events["contact_id"].isna()
+    assert len(result.events) - anonymous.sum() <= exported < len(result.events)
 
 
 class _Fixed:

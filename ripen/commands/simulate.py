@@ -57,7 +57,7 @@ def simulate(
     elif policy == "aggressive":
         chosen = AggressiveSalesPolicy()
     else:
-        chosen = OraclePolicy(simulator=sim, min_gap_days=7)
+        chosen = OraclePolicy(simulator=sim)
     out_dir = out if out is not None else settings.data_dir / "simulation"
     console = Console(stderr=True)
     with Progress(

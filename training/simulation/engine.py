@@ -33,6 +33,11 @@ DECISION_COLUMNS = (
     "day",
     "contact",
     "contact_id",
+    "persona",
+    "stage",
+    "lead_status",
+    "days_since_last_touch",
+    "n_eligible",
     "chosen",
     "content_id",
     "propensity",
@@ -82,6 +87,29 @@ class SimulationResult:
     """bool, shape (n_decisions, C): the guardrail mask at each decision (``record_context=True`` only)."""
     expected_rewards: np.ndarray | None = None
     """float32, shape (n_decisions, C): true expected reward of every block at each decision (same switch)."""
+
+    def true_value(self, action_dist: np.ndarray) -> float:
+        """True value (mean expected reward per decision) of a policy choosing by ``action_dist``.
+
+        ``action_dist``: float, shape (n_decisions, C), each row a distribution over blocks summing to at most
+        1 (the rest is the probability of waiting, worth 0). Needs ``record_context=True``; this is the ground
+        truth an off-policy estimate on ``decisions`` is checked against.
+        """
+        if self.expected_rewards is None or self.eligible is None:
+            raise ValueError("true_value needs the per-decision context: run with record_context=True")
+        dist = np.asarray(action_dist, float)
+        if dist.shape != self.expected_rewards.shape:
+            raise ValueError(
+                f"`action_dist` must have shape {self.expected_rewards.shape}, but got {dist.shape}"
+            )
+        bad = (dist < 0).any(axis=1) | (dist.sum(axis=1) > 1 + 1e-9)
+        if bad.any():
+            raise ValueError(
+                f"`action_dist` rows must be >= 0 and sum to <= 1, but {int(bad.sum())} rows do not"
+            )
+        if (dist[~self.eligible] > 0).any():
+            raise ValueError("`action_dist` puts probability on blocks the guardrails excluded")
+        return float((dist * self.expected_rewards).sum(axis=1).mean())
 
     def profiles(self) -> list[ContactProfile]:
         """Final state of every identified contact as validated ``ContactProfile`` objects."""
@@ -238,6 +266,11 @@ class JourneySimulator:
         columns: dict[str, np.ndarray] = {
             "day": np.full(n, obs.day, np.int32),
             "contact": obs.contact_indices.astype(np.int64),
+            "persona": np.array(obs.persona_names, dtype=object)[obs.persona],
+            "stage": np.array(obs.stage_ids, dtype=object)[obs.stage],
+            "lead_status": np.array(obs.lead_statuses, dtype=object)[obs.lead_status],
+            "days_since_last_touch": obs.days_since_last_touch.astype(np.int32),
+            "n_eligible": obs.eligible.sum(axis=1).astype(np.int32),
             "chosen": chosen.astype(np.int32),
             "propensity": propensity,
             "expected_reward": expected,

@@ -94,12 +94,13 @@ class AggressiveSalesPolicy(ReferencePolicy):
 class OraclePolicy(ReferencePolicy):
     """Argmax of the simulator's TRUE expected reward over eligible blocks; waits if the best <= threshold.
 
-    It is myopic (today's reward only), the upper reference a learned content policy is measured against.
+    It is myopic (today's reward only), the upper reference a learned content policy is measured against. At
+    the default cadence of one mail a week it picks the best content; sending daily it loses to weekly
+    policies, because fatigue (which it does not plan for) eats tomorrow's reward.
     """
 
     simulator: JourneySimulator | None = None
     threshold: float = 0.0
-    min_gap_days: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
