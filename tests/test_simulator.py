@@ -294,6 +294,42 @@ def test_aggressive_sales_policy_raises_unsubscribes_and_loses_reward() -> None:
     assert aggressive["reward"].sum() < weekly["reward"].sum()
 
 
+def test_churn_risk_rises_with_bad_experiences_and_falls_with_retention_content() -> None:
+    sim = JourneySimulator(n_contacts=600, n_days=40, seed=3, customer_share=0.5)
+    world = sim.reset()
+    pop = world.pop
+    customers = np.flatnonzero(pop.is_customer & pop.consent[:, 0])
+    pop.stage[customers] = STAGE_IDS.index("retention")
+    pop.churn_risk[customers] = 0.5
+    nurtured, left_alone = customers[::2], customers[1::2]
+    retention = [
+        index_of(c) for c in ("re-blog-best-practices", "re-webinar-advanced-tips", "ch-offer-fix-together")
+    ]
+    buffer = EventBuffer()
+    for block in retention:
+        world.morning(buffer)
+        world.send(nurtured, np.full(len(nurtured), block), buffer)
+        world.evening(buffer)
+    assert pop.churn_risk[nurtured].mean() < pop.churn_risk[left_alone].mean() - 0.05
+    # Bad experiences: customers who filed a high-severity ticket end up with a higher risk than the rest.
+    for _ in range(30):
+        world.morning(buffer)
+        world.evening(buffer)
+    events = buffer.to_frame(
+        seed=0,
+        contact_ids=np.arange(pop.n).astype(str).astype(object),
+        anonymous_ids=np.arange(pop.n).astype(str).astype(object),
+        account_ids=np.full(pop.n, None, dtype=object),
+        content_ids=tuple(IDS),
+    )
+    high = events[(events["type"] == "support_ticket") & events["properties"].str.contains("high")]
+    hit = np.zeros(pop.n, bool)
+    hit[high["contact_id"].astype(int).to_numpy()] = True
+    paying = np.flatnonzero(pop.is_customer)
+    assert hit[paying].any() and (~hit[paying]).any()
+    assert pop.churn_risk[paying[hit[paying]]].mean() > pop.churn_risk[paying[~hit[paying]]].mean() + 0.05
+
+
 def test_expected_reward_broadcasts_and_checks_its_arguments() -> None:
     sim = JourneySimulator(n_contacts=50, n_days=10, seed=1)
     with pytest.raises(RuntimeError, match="call run"):

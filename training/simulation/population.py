@@ -167,7 +167,7 @@ def sample_population(
         consent_day=np.where(customer[:, None], -rng.integers(30, 400, n)[:, None], identify_day[:, None])
         * np.ones((1, len(CHANNELS)), np.int64),
         tracking=tracking,
-        churn_risk=np.where(customer, rng.beta(2, 12, n), 0.0),
+        churn_risk=np.where(customer, rng.beta(2, 8, n), 0.0),
         usage=np.where(customer, rng.beta(5, 3, n), 0.0),
         customer_since=customer_since,
         next_renewal=np.where(customer, rng.integers(1, renewal_days + 1), NEVER),

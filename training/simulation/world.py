@@ -411,7 +411,7 @@ class World:
             props=events.template({"minutes": VALUE_SLOT}),
             value=rng.integers(5, 120, len(users)),
         )
-        tickets = active[rng.random(len(active)) < 0.01 + 0.02 * (1.0 - pop.usage[active])]
+        tickets = active[rng.random(len(active)) < 0.01 + 0.03 * (1.0 - pop.usage[active])]
         bad = rng.random(len(tickets)) < 0.4
         for severity, m in (("high", bad), ("low", ~bad)):
             events.add(
@@ -420,7 +420,8 @@ class World:
                 self._anytime(tickets[m]),
                 props=events.template({"severity": severity}),
             )
-        pop.churn_risk[tickets[bad]] += 0.15
+        pop.churn_risk[tickets[bad]] += 0.2
+        pop.usage[tickets[bad]] = np.maximum(pop.usage[tickets[bad]] - 0.05, 0.0)
 
     def evening(self, events: EventBuffer) -> None:
         """After the day's sends: stage moves, funnel moves, deals, renewals and churn, then decay."""
@@ -556,14 +557,14 @@ class World:
         )
         pop.churn_risk[active] = np.clip(
             pop.churn_risk[active]
-            + 0.02 * (0.1 - pop.churn_risk[active])
-            + 0.004 * (0.5 - pop.usage[active]),
+            + 0.01 * (0.1 - pop.churn_risk[active])
+            + 0.006 * (0.5 - pop.usage[active]),
             0.0,
             1.0,
         )
-        risky = active[(pop.status[active] == STATUS[LeadStatus.ACTIVE]) & (pop.churn_risk[active] > 0.45)]
+        risky = active[(pop.status[active] == STATUS[LeadStatus.ACTIVE]) & (pop.churn_risk[active] > 0.4)]
         self._set_status(risky, LeadStatus.AT_RISK, events)
-        calm = active[(pop.status[active] == STATUS[LeadStatus.AT_RISK]) & (pop.churn_risk[active] < 0.3)]
+        calm = active[(pop.status[active] == STATUS[LeadStatus.AT_RISK]) & (pop.churn_risk[active] < 0.25)]
         self._set_status(calm, LeadStatus.ACTIVE, events)
         due = active[pop.next_renewal[active] == day]
         cancel = rng.random(len(due)) < np.clip(0.8 * pop.churn_risk[due], 0.0, 0.95)
