@@ -35,8 +35,19 @@ def test_demo_ingests_every_simulated_event_once(settings: Settings) -> None:
 
 def test_demo_cli_prints_json_summary(settings: Settings) -> None:
     result = CliRunner().invoke(
-        app, ["demo", "--contacts", "20", "--days", "14", "--seed", "5", "--json", "--data-dir",
-              str(settings.data_dir)]
+        app,
+        [
+            "demo",
+            "--contacts",
+            "20",
+            "--days",
+            "14",
+            "--seed",
+            "5",
+            "--json",
+            "--data-dir",
+            str(settings.data_dir),
+        ],
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])

@@ -78,7 +78,7 @@ def _timed(report: DemoReport, name: str) -> Iterator[StepReport]:
 
 
 def simulate(config: DemoConfig, progress: Progress) -> SimulationResult:
-    """Run the journey simulator with the logging policy; the result carries events, profiles and decisions."""
+    """Run the journey simulator with the logging policy; the result has events, profiles, decisions."""
     sim = JourneySimulator(n_contacts=config.contacts, n_days=config.days, seed=config.seed)
     policy: ReferencePolicy = (
         UniformRandomPolicy(seed=config.seed) if config.logging_policy == "random" else FixedRulePolicy()
@@ -87,7 +87,7 @@ def simulate(config: DemoConfig, progress: Progress) -> SimulationResult:
 
 
 def ingest(store: EventStore, result: SimulationResult, out_dir: Path, progress: Progress) -> dict[str, int]:
-    """Load catalog, profiles and events into the event store, events through the same file path as the CLI."""
+    """Load catalog, profiles and events into the event store (events through the CLI's file path)."""
     paths = result.write(out_dir)
     store.upsert_content(list(result.catalog))
     n_profiles = store.upsert_profiles(result.profiles())
@@ -110,15 +110,20 @@ def ingest(store: EventStore, result: SimulationResult, out_dir: Path, progress:
 
 
 def run_demo(settings: Settings, config: DemoConfig, progress: Progress) -> DemoReport:
-    """Run every demo step against the stores named by ``settings``; re-running is safe (ingest is idempotent)."""
+    """Run every demo step against the stores ``settings`` names; re-running is safe (idempotent ingest)."""
     settings.ensure_dirs()
     report = DemoReport(data_dir=settings.data_dir)
     with _timed(report, "simulate") as step:
         result = simulate(config, progress)
         s = result.summary
         step.numbers.update(
-            contacts=s.n_contacts, days=s.n_days, events=s.n_events, decisions=s.n_decisions,
-            reward=round(s.reward, 2), purchases=s.purchases, unsubscribes=s.unsubscribes,
+            contacts=s.n_contacts,
+            days=s.n_days,
+            events=s.n_events,
+            decisions=s.n_decisions,
+            reward=round(s.reward, 2),
+            purchases=s.purchases,
+            unsubscribes=s.unsubscribes,
         )
     with open_settings_event_store(settings) as store, _timed(report, "ingest") as step:
         step.numbers.update(ingest(store, result, settings.data_dir / "simulation", progress))

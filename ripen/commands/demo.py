@@ -16,7 +16,9 @@ def demo(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Where the embedded stores live (overrides settings).")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary instead of a table.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON summary instead of a table.")
+    ] = False,
 ) -> None:
     """Simulate journeys, ingest them into the event store, and report what was done."""
     from rich.console import Console
@@ -31,8 +33,12 @@ def demo(
     console = Console(stderr=True)
     tasks: dict[str, TaskID] = {}
     with Progress(
-        TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=as_json,
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=as_json,
     ) as bars:
 
         def progress(step: str, done: int, total: int) -> None:
@@ -49,7 +55,9 @@ def demo(
     table.add_column("seconds", justify="right")
     table.add_column("what it did")
     for step in report.steps:
-        table.add_row(step.name, f"{step.seconds:.1f}", ", ".join(f"{k}={v}" for k, v in step.numbers.items()))
+        table.add_row(
+            step.name, f"{step.seconds:.1f}", ", ".join(f"{k}={v}" for k, v in step.numbers.items())
+        )
     Console().print(table)
 
 
