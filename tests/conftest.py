@@ -91,10 +91,14 @@ def redis_server_url() -> str:
 
 @pytest.fixture
 def redis_url(redis_server_url: str) -> Iterator[str]:
-    """A Redis database number of its own for one test, flushed before and after."""
+    """A Redis database number of its own for one test, flushed before and after.
+
+    Tests in one xdist worker run one at a time, so a database number per worker never collides.
+    """
     import redis
 
-    db = 1 + (uuid.uuid4().int % 14)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    db = 1 + int(worker.removeprefix("gw")) % 15
     url = f"{redis_server_url.rstrip('/')}/{db}"
     client = redis.Redis.from_url(url)
     client.flushdb()
