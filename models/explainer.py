@@ -1,9 +1,10 @@
 """Per-contact explanations: exact TreeSHAP contributions turned into signed, readable factors for sales.
 
 Contributions come from LightGBM's own TreeSHAP (``pred_contrib=True``; Lundberg et al., "From local
-explanations to global understanding with explainable AI for trees", Nature MI 2020). They add up, with the bias,
-to the model's raw log-odds; the score shown next to them is the calibrated probability. Sentences come from
-templates keyed by feature name (English and German), with a generic fallback for features without a template.
+explanations to global understanding with explainable AI for trees", Nature MI 2020). They add up, with the
+bias, to the model's raw log-odds; the score shown next to them is the calibrated probability. Sentences come
+from templates keyed by feature name (English and German), with a generic fallback for features without a
+template.
 """
 
 from __future__ import annotations
@@ -23,21 +24,37 @@ LANGUAGES: tuple[Language, ...] = ("en", "de")
 
 # {value} is the feature's value: numbers are formatted with :g, categories as text
 DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
-    "webinar_attend_30d": {"en": "{value} webinar visits in the last 30 days",
-                           "de": "{value} Webinar-Besuche in den letzten 30 Tagen"},
-    "page_view_30d": {"en": "{value} page views in the last 30 days",
-                      "de": "{value} Seitenaufrufe in den letzten 30 Tagen"},
-    "email_click_30d": {"en": "{value} email clicks in the last 30 days",
-                        "de": "{value} E-Mail-Klicks in den letzten 30 Tagen"},
-    "email_open_30d": {"en": "{value} email opens in the last 30 days",
-                       "de": "{value} E-Mail-Öffnungen in den letzten 30 Tagen"},
-    "content_download_30d": {"en": "{value} content downloads in the last 30 days",
-                             "de": "{value} Content-Downloads in den letzten 30 Tagen"},
-    "days_since_last_activity": {"en": "last activity {value} days ago", "de": "letzte Aktivität vor {value} Tagen"},
+    "webinar_attend_30d": {
+        "en": "{value} webinar visits in the last 30 days",
+        "de": "{value} Webinar-Besuche in den letzten 30 Tagen",
+    },
+    "page_view_30d": {
+        "en": "{value} page views in the last 30 days",
+        "de": "{value} Seitenaufrufe in den letzten 30 Tagen",
+    },
+    "email_click_30d": {
+        "en": "{value} email clicks in the last 30 days",
+        "de": "{value} E-Mail-Klicks in den letzten 30 Tagen",
+    },
+    "email_open_30d": {
+        "en": "{value} email opens in the last 30 days",
+        "de": "{value} E-Mail-Öffnungen in den letzten 30 Tagen",
+    },
+    "content_download_30d": {
+        "en": "{value} content downloads in the last 30 days",
+        "de": "{value} Content-Downloads in den letzten 30 Tagen",
+    },
+    "days_since_last_activity": {
+        "en": "last activity {value} days ago",
+        "de": "letzte Aktivität vor {value} Tagen",
+    },
     "role": {"en": "Role: {value}", "de": "Rolle: {value}"},
     "seniority": {"en": "Seniority: {value}", "de": "Hierarchiestufe: {value}"},
     "industry": {"en": "Industry: {value}", "de": "Branche: {value}"},
-    "company_size": {"en": "Company size: {value} employees", "de": "Unternehmensgröße: {value} Mitarbeitende"},
+    "company_size": {
+        "en": "Company size: {value} employees",
+        "de": "Unternehmensgröße: {value} Mitarbeitende",
+    },
     "points_score": {"en": "lead score of {value} points", "de": "Lead-Score von {value} Punkten"},
 }
 UNKNOWN: dict[str, str] = {"en": "unknown", "de": "unbekannt"}
@@ -45,7 +62,7 @@ UNKNOWN: dict[str, str] = {"en": "unknown", "de": "unbekannt"}
 
 @dataclass(frozen=True)
 class Factor:
-    """One feature's signed push on the score: ``contribution`` in log-odds, positive raises readiness/risk."""
+    """One feature's signed push on the score: ``contribution`` in log-odds; positive raises it."""
 
     feature: str
     value: Any
@@ -82,7 +99,10 @@ def _format_value(value: Any) -> str:
 
 
 def factor_text(
-    feature: str, value: Any, language: Language, templates: Mapping[str, Mapping[str, str]] = DEFAULT_TEMPLATES
+    feature: str,
+    value: Any,
+    language: Language,
+    templates: Mapping[str, Mapping[str, str]] = DEFAULT_TEMPLATES,
 ) -> str:
     """The sentence for one feature value; falls back to "feature name: value" when no template exists."""
     if language not in LANGUAGES:
@@ -120,7 +140,9 @@ class ScorerExplainer:
         Each row sums to the scorer's raw margin (``decision_function``).
         """
         prepared = self.scorer.prepare(X)
-        raw = self.scorer.booster_.predict(prepared, num_iteration=self.scorer.best_iteration_, pred_contrib=True)
+        raw = self.scorer.booster_.predict(
+            prepared, num_iteration=self.scorer.best_iteration_, pred_contrib=True
+        )
         columns = [*self.scorer.feature_names_in_, "bias"]
         return pd.DataFrame(np.asarray(raw), columns=columns, index=X.index)
 

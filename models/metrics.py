@@ -1,7 +1,8 @@
-"""Metrics for binary scorers: ranking (ROC AUC, PR AUC, top-decile lift) and probability quality (Brier, log loss).
+"""Metrics for binary scorers: ranking (ROC AUC, PR AUC, top-decile lift) and probabilities (Brier, log loss).
 
-All computed with scikit-learn. Probability metrics are only defined for scores in [0, 1]; for an unbounded score
-such as the classic points score they are ``None``, so a report can still show it side by side with the model.
+All computed with scikit-learn. Probability metrics are only defined for scores in [0, 1]; for an unbounded
+score such as the classic points score they are ``None``, so a report can still show it side by side with the
+model.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ def _check_inputs(y_true: ArrayLike, y_score: ArrayLike) -> tuple[np.ndarray, np
     if len(y) == 0:
         raise ValueError("`y_true` is empty: metrics need at least one row of each class")
     if not np.isin(y, (0, 1)).all():
-        raise ValueError(f"`y_true` must hold only 0 and 1, but got values {sorted(set(np.unique(y)) - {0, 1})}")
+        raise ValueError(
+            f"`y_true` must hold only 0 and 1, but got values {sorted(set(np.unique(y)) - {0, 1})}"
+        )
     if len(np.unique(y)) < 2:
         raise ValueError(f"`y_true` must contain both classes, but got only {int(y[0])}")
     if np.isnan(s).any():
@@ -62,7 +65,7 @@ def top_decile_lift(y_true: ArrayLike, y_score: ArrayLike, fraction: float = 0.1
 
 
 def binary_metrics(y_true: ArrayLike, y_score: ArrayLike) -> BinaryMetrics:
-    """ROC AUC, PR AUC (average precision), top-decile lift, and Brier / log loss when scores are probabilities."""
+    """ROC AUC, PR AUC (average precision), top-decile lift; Brier and log loss for probabilities."""
     y, s = _check_inputs(y_true, y_score)
     is_probability = bool(s.min() >= 0.0 and s.max() <= 1.0)
     return BinaryMetrics(

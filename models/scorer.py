@@ -1,9 +1,10 @@
 """A calibrated LightGBM binary scorer for sales readiness and churn: the probability sales reads.
 
-LightGBM (Ke et al., "LightGBM: A Highly Efficient Gradient Boosting Decision Tree", NeurIPS 2017) is fitted with
-early stopping on a held-out validation part, class weights for imbalance and native categorical splits. Its scores
-are then calibrated (isotonic regression, Zadrozny & Elkan 2002, or Platt scaling, Platt 1999) on a second
-held-out part, so that "0.3" means roughly three in ten contacts like this one convert. No I/O happens here.
+LightGBM (Ke et al., "LightGBM: A Highly Efficient Gradient Boosting Decision Tree", NeurIPS 2017) is fitted
+with early stopping on a held-out validation part, class weights for imbalance and native categorical splits.
+Its scores are then calibrated (isotonic regression, Zadrozny & Elkan 2002, or Platt scaling, Platt 1999) on a
+second held-out part, so that "0.3" means roughly three in ten contacts like this one convert. No I/O happens
+here.
 """
 
 from __future__ import annotations
@@ -39,12 +40,14 @@ def check_binary_label(y: Any, name: str = "y") -> np.ndarray:
     arr = arr.astype(int)
     classes = np.unique(arr)
     if len(classes) < 2:
-        raise ValueError(f"`{name}` has only one class ({int(classes[0])}): a scorer needs positives and negatives")
+        raise ValueError(
+            f"`{name}` has only one class ({int(classes[0])}): a scorer needs positives and negatives"
+        )
     return arr
 
 
 class BinaryScorer(ClassifierMixin, BaseEstimator):
-    """LightGBM classifier with early stopping, class weighting, native categoricals and probability calibration.
+    """LightGBM classifier: early stopping, class weighting, native categoricals, calibrated output.
 
     Parameters are LightGBM's (``learning_rate``, ``num_leaves``, ...) plus:
 
@@ -62,11 +65,14 @@ class BinaryScorer(ClassifierMixin, BaseEstimator):
         self,
         *,
         learning_rate: float = 0.03,
-        num_leaves: int = 15,
-        min_child_samples: int = 30,
+        num_leaves: int = 7,
+        min_child_samples: int = 50,
         reg_lambda: float = 5.0,
         colsample_bytree: float = 0.7,
         subsample: float = 0.8,
+        cat_smooth: float = 10.0,
+        min_data_per_group: int = 50,
+        max_cat_to_onehot: int = 4,
         n_estimators: int = 3000,
         early_stopping_rounds: int = 100,
         class_weight: Literal["balanced"] | None = "balanced",
@@ -82,6 +88,9 @@ class BinaryScorer(ClassifierMixin, BaseEstimator):
         self.reg_lambda = reg_lambda
         self.colsample_bytree = colsample_bytree
         self.subsample = subsample
+        self.cat_smooth = cat_smooth
+        self.min_data_per_group = min_data_per_group
+        self.max_cat_to_onehot = max_cat_to_onehot
         self.n_estimators = n_estimators
         self.early_stopping_rounds = early_stopping_rounds
         self.class_weight = class_weight
@@ -91,7 +100,7 @@ class BinaryScorer(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    # -- fitting ---------------------------------------------------------------------------------------------------
+    # -- fitting ---------------------------------------------------------------------------------------------
 
     def _check_params(self) -> None:
         if not 0 < self.learning_rate <= 1:
@@ -101,7 +110,9 @@ class BinaryScorer(ClassifierMixin, BaseEstimator):
         if not 0 < self.validation_fraction < 1:
             raise ValueError(f"`validation_fraction` must be in (0, 1), but got {self.validation_fraction}")
         if self.calibration not in ("isotonic", "sigmoid", "auto", "none"):
-            raise ValueError(f"`calibration` must be isotonic, sigmoid, auto or none, but got {self.calibration!r}")
+            raise ValueError(
+                f"`calibration` must be isotonic, sigmoid, auto or none, but got {self.calibration!r}"
+            )
         if self.class_weight not in ("balanced", None):
             raise ValueError(f"`class_weight` must be 'balanced' or None, but got {self.class_weight!r}")
 
@@ -115,17 +126,21 @@ class BinaryScorer(ClassifierMixin, BaseEstimator):
         self.categories_: dict[str, list[Any]] = {}
         for col in X.columns:
             if not pd.api.types.is_numeric_dtype(X[col]) or isinstance(X[col].dtype, pd.CategoricalDtype):
-                values = X[col].astype("category") if not isinstance(X[col].dtype, pd.CategoricalDtype) else X[col]
+                values = (
+                    X[col].astype("category") if not isinstance(X[col].dtype, pd.CategoricalDtype) else X[col]
+                )
                 self.categories_[str(col)] = list(values.cat.categories)
         unknown = sorted(set(self.monotone_increasing) - set(self.feature_names_in_))
         if unknown:
             raise ValueError(f"`monotone_increasing` names columns not in X: {unknown}")
         categorical_monotone = sorted(set(self.monotone_increasing) & set(self.categories_))
         if categorical_monotone:
-            raise ValueError(f"`monotone_increasing` must name numeric columns, but {categorical_monotone} are not")
+            raise ValueError(
+                f"`monotone_increasing` must name numeric columns, but {categorical_monotone} are not"
+            )
 
     def prepare(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Columns in training order with training dtypes; unseen categories become missing. Raises on gaps."""
+        """Columns in training order and dtypes; unseen categories become missing; raises on gaps."""
         check_is_fitted(self, "feature_names_in_")
         if not isinstance(X, pd.DataFrame):
             raise TypeError(f"`X` must be a pandas DataFrame, but got {type(X).__name__}")
@@ -136,8 +151,9 @@ class BinaryScorer(ClassifierMixin, BaseEstimator):
         for col in self.feature_names_in_:
             values = X[col]
             if col in self.categories_:
-                out[col] = pd.Categorical(values.astype(object).where(values.notna(), None),
-                                          categories=self.categories_[col])
+                out[col] = pd.Categorical(
+                    values.astype(object).where(values.notna(), None), categories=self.categories_[col]
+                )
             else:
                 try:
                     out[col] = pd.to_numeric(values, errors="raise").astype(float)
@@ -157,8 +173,9 @@ class BinaryScorer(ClassifierMixin, BaseEstimator):
             "colsample_bytree": self.colsample_bytree,
             "subsample": self.subsample,
             "subsample_freq": 1 if self.subsample < 1 else 0,
-            "cat_smooth": 10.0,
-            "min_data_per_group": 50,
+            "cat_smooth": self.cat_smooth,
+            "min_data_per_group": self.min_data_per_group,
+            "max_cat_to_onehot": self.max_cat_to_onehot,
             "n_jobs": self.n_jobs,
             "seed": self.random_state,
             "verbosity": -1,
@@ -182,15 +199,18 @@ class BinaryScorer(ClassifierMixin, BaseEstimator):
         X_valid: pd.DataFrame | None = None,
         y_valid: Any = None,
     ) -> BinaryScorer:
-        """Fit on ``X, y``; early-stop and calibrate on ``X_valid, y_valid`` (split from ``X`` when not given).
+        """Fit on ``X, y``; early-stop and calibrate on ``X_valid, y_valid`` (split from ``X`` if absent).
 
-        X: DataFrame, shape (n_rows, n_features); y: 0/1 labels, shape (n_rows,). A given validation set is split
-        in halves (stratified): one for early stopping, one for the calibrator, so neither sees training rows.
+        X: DataFrame, shape (n_rows, n_features); y: 0/1 labels, shape (n_rows,). A given validation set is
+        split in halves (stratified): one for early stopping, one for the calibrator, so neither sees training
+        rows.
         """
         self._check_params()
         y_arr = check_binary_label(y, "y")
         if len(X) != len(y_arr):
-            raise ValueError(f"`X` and `y` must have the same number of rows, but got {len(X)} and {len(y_arr)}")
+            raise ValueError(
+                f"`X` and `y` must have the same number of rows, but got {len(X)} and {len(y_arr)}"
+            )
         self._learn_schema(X)
         X = self.prepare(X)
         if X_valid is None:
@@ -213,7 +233,7 @@ class BinaryScorer(ClassifierMixin, BaseEstimator):
     def _train_booster(
         self, X: pd.DataFrame, y: np.ndarray, X_stop: pd.DataFrame, y_stop: np.ndarray
     ) -> tuple[lgb.Booster, int]:
-        """Boost on ``X, y`` and stop when the weighted log loss on ``X_stop`` has not improved for a while."""
+        """Boost on ``X, y``; stop once the weighted log loss on ``X_stop`` stops improving."""
         train_set = lgb.Dataset(X, y, weight=self.sample_weight(y), categorical_feature="auto")
         stop_set = lgb.Dataset(X_stop, y_stop, weight=self.sample_weight(y_stop), reference=train_set)
         booster = lgb.train(
@@ -238,7 +258,7 @@ class BinaryScorer(ClassifierMixin, BaseEstimator):
         else:
             self.calibrator_ = None
 
-    # -- scoring ---------------------------------------------------------------------------------------------------
+    # -- scoring ---------------------------------------------------------------------------------------------
 
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """Raw LightGBM margin (log-odds under the training weights), shape (n_rows,)."""
@@ -247,9 +267,11 @@ class BinaryScorer(ClassifierMixin, BaseEstimator):
         return np.asarray(self.booster_.predict(prepared, num_iteration=self.best_iteration_, raw_score=True))
 
     def _is_prepared(self, X: pd.DataFrame) -> bool:
-        return list(X.columns) == list(self.feature_names_in_) and all(
-            isinstance(X[c].dtype, pd.CategoricalDtype) for c in self.categories_
-        ) and all(X[c].dtype == float for c in self.feature_names_in_ if c not in self.categories_)
+        return (
+            list(X.columns) == list(self.feature_names_in_)
+            and all(isinstance(X[c].dtype, pd.CategoricalDtype) for c in self.categories_)
+            and all(X[c].dtype == float for c in self.feature_names_in_ if c not in self.categories_)
+        )
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probabilities, shape (n_rows, 2): column 1 is P(label = 1)."""

@@ -1,4 +1,4 @@
-"""Explanations: LightGBM's pred_contrib agrees with SHAP's own TreeSHAP; factors are signed, sorted and readable."""
+"""Explanations: pred_contrib agrees with SHAP's own TreeSHAP; factors are signed, sorted, readable."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""Label construction: windows respected, no leakage past the snapshot, censoring, churn eligibility, time split."""
+"""Labels: forward windows, no leakage past the snapshot, censoring, churn eligibility, time split."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import pandas as pd
 import pytest
@@ -14,7 +16,7 @@ def day(n: float) -> pd.Timestamp:
     return T0 + pd.Timedelta(days=n)
 
 
-def events_frame(rows: list[tuple[str, float, str, dict | None]]) -> pd.DataFrame:  # type: ignore[type-arg]
+def events_frame(rows: Sequence[tuple[str, float, str, dict[str, str] | None]]) -> pd.DataFrame:
     return pd.DataFrame(
         [{"contact_id": c, "timestamp": day(d), "type": t, "properties": p or {}} for c, d, t, p in rows]
     )
@@ -41,10 +43,19 @@ def snaps(rows: list[tuple[str, float]]) -> pd.DataFrame:
     return pd.DataFrame([{"contact_id": c, "snapshot_time": day(d)} for c, d in rows])
 
 
+def by_day(labelled: pd.DataFrame) -> dict[tuple[str, int], int]:
+    """{(contact, whole days after T0): label} for compact assertions."""
+    days = (labelled["snapshot_time"] - T0).dt.days
+    return {
+        (str(c), int(d)): int(v)
+        for c, d, v in zip(labelled["contact_id"], days, labelled["label"], strict=True)
+    }
+
+
 def test_readiness_window_and_no_leakage() -> None:
     s = snaps([("a", 1), ("a", 19.9), ("a", 20), ("a", 25), ("b", 1), ("b", 25), ("c", 1), ("z", 180)])
     out = label_snapshots(EVENTS, s, "readiness")
-    got = {(r.contact_id, (r.snapshot_time - T0).days): r.label for r in out.itertuples()}
+    got = by_day(out)
     assert got[("a", 1)] == 1  # outcome 19 days later, inside 30
     assert got[("a", 19)] == 1
     assert ("a", 20) not in got and ("a", 25) not in got  # outcome already happened: not scored any more
@@ -62,8 +73,12 @@ def test_readiness_horizon_is_a_parameter() -> None:
 def test_churn_needs_a_customer_and_looks_ahead_90_days() -> None:
     s = snaps([("d", 5), ("d", 9), ("d", 11), ("e", 20), ("c", 20)])
     out = label_snapshots(EVENTS, s, "churn")
-    got = {(r.contact_id, (r.snapshot_time - T0).days): r.label for r in out.itertuples()}
-    assert got == {("d", 5): 0, ("d", 9): 0, ("d", 11): 1}  # day 100 is within (11, 101]; e and c never bought
+    got = by_day(out)
+    assert got == {
+        ("d", 5): 0,
+        ("d", 9): 0,
+        ("d", 11): 1,
+    }  # day 100 is within (11, 101]; e and c never bought
 
 
 def test_labels_ignore_future_features_ordering() -> None:
@@ -77,7 +92,11 @@ def test_labels_ignore_future_features_ordering() -> None:
 
 def test_sample_snapshots_caps_long_histories_and_stays_before_outcome() -> None:
     rows = [("long", float(d), "page_view", None) for d in range(0, 300, 3)]
-    rows += [("short", 280.0, "page_view", None), ("x", 0.0, "page_view", None), ("x", 40.0, "demo_request", None)]
+    rows += [
+        ("short", 280.0, "page_view", None),
+        ("x", 0.0, "page_view", None),
+        ("x", 40.0, "demo_request", None),
+    ]
     events = events_frame(rows)
     out = sample_snapshots(events, "readiness", max_per_contact=3)
     counts = out["contact_id"].value_counts()
@@ -99,12 +118,19 @@ def test_time_split_is_ordered_and_gapped() -> None:
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: label_snapshots(EVENTS.drop(columns=["type"]), snaps([("a", 1)]), "readiness"), "lacks columns"),
+        (
+            lambda: label_snapshots(EVENTS.drop(columns=["type"]), snaps([("a", 1)]), "readiness"),
+            "lacks columns",
+        ),
         (lambda: label_snapshots(EVENTS, snaps([("a", 1)]), "upsell"), "`kind`"),  # type: ignore[arg-type]
         (lambda: label_snapshots(EVENTS, snaps([("a", 1)]), "churn", horizon=pd.Timedelta(0)), "`horizon`"),
         (lambda: time_split(pd.DataFrame({"t": [day(1)]})), "not a column"),
-        (lambda: time_split(pd.DataFrame({"snapshot_time": [day(1)]}), valid_fraction=0.6, test_fraction=0.5),
-         "sum below 1"),
+        (
+            lambda: time_split(
+                pd.DataFrame({"snapshot_time": [day(1)]}), valid_fraction=0.6, test_fraction=0.5
+            ),
+            "sum below 1",
+        ),
         (lambda: sample_snapshots(EVENTS, "readiness", max_per_contact=0), "`max_per_contact`"),
     ],
 )

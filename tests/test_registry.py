@@ -1,5 +1,7 @@
-"""MLflow pipeline: runs are logged, versions registered, the gate only promotes better models on the same test
-window, and a corrupted or incompatible champion is refused while the previous one stays in use."""
+"""MLflow pipeline: runs logged, versions registered, only better models promoted.
+
+The gate compares on the same test window, and a corrupted or incompatible champion is refused while the
+previous one stays in use."""
 
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ def snapshot_frame(n: int = 3000, seed: int = 0) -> pd.DataFrame:
     X, y = make_frame(n, seed)
     rng = np.random.default_rng(seed)
     frame = X.assign(label=y)
-    frame["snapshot_time"] = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(rng.uniform(0, 400, n), "D")
+    frame["snapshot_time"] = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(
+        rng.uniform(0, 400, n), "D"
+    )
     frame["baseline_score"] = 10 * X["webinar_attend_30d"] + 5 * X["page_view_30d"]
     return frame.sort_values("snapshot_time").reset_index(drop=True)
 
@@ -56,7 +60,9 @@ def test_pipeline_logs_registers_and_gates(settings: Settings) -> None:
     worse = train_and_register(frame, kind="readiness", settings=settings, params=WEAK)
     assert not worse.gate.promoted
     assert worse.gate.champion_version == first.version
-    assert worse.gate.champion_value == pytest.approx(first.test.roc_auc)  # champion re-scored on the same rows
+    assert worse.gate.champion_value == pytest.approx(
+        first.test.roc_auc
+    )  # champion re-scored on the same rows
     tags = client.get_model_version("ripen-readiness", worse.version).tags
     assert tags["gate.verdict"] == "rejected"
     assert float(tags["gate.candidate_value"]) < float(tags["gate.champion_value"])
@@ -67,7 +73,8 @@ def test_pipeline_logs_registers_and_gates(settings: Settings) -> None:
     np.testing.assert_allclose(loaded.predict(test_rows), first.scorer.predict_proba(test_rows)[:, 1])
 
 
-def _scorer_artifact(version_source: str) -> Path:
+def _scorer_artifact(version_source: str | None) -> Path:
+    assert version_source is not None
     model_id = version_source.removeprefix("models:/")
     location = mlflow.get_logged_model(model_id).artifact_location
     files = list(Path(location.removeprefix("file://")).rglob("scorer.pkl"))
@@ -79,19 +86,25 @@ def _scorer_artifact(version_source: str) -> Path:
 def test_corrupted_or_incompatible_champion_is_refused(settings: Settings) -> None:
     frame = snapshot_frame(1500)
     short = pd.Timedelta(days=20)
-    first = train_and_register(frame, kind="churn", settings=settings, params={"n_estimators": 60}, horizon=short)
+    first = train_and_register(
+        frame, kind="churn", settings=settings, params={"n_estimators": 60}, horizon=short
+    )
     second = train_and_register(frame, kind="churn", settings=settings, params=WEAK, horizon=short)
     client = mlflow_client(settings)
     current = load_champion(client, "ripen-churn")
     assert current.version == first.version
-    _scorer_artifact(client.get_model_version("ripen-churn", second.version).source).write_bytes(b"not a pickle")
+    _scorer_artifact(client.get_model_version("ripen-churn", second.version).source).write_bytes(
+        b"not a pickle"
+    )
     client.set_registered_model_alias("ripen-churn", CHAMPION, second.version)  # someone forces the bad one
     kept = load_champion(client, "ripen-churn", current=current)
     assert kept is current
     with pytest.raises(ModelLoadError, match=f"cannot load ripen-churn version {second.version}"):
         load_champion(client, "ripen-churn")
     with pytest.raises(ModelLoadError, match=r"incompatible with the current features: missing \['tenure'\]"):
-        load_version("ripen-churn", first.version, expected_features=[*first.scorer.feature_names_in_, "tenure"])
+        load_version(
+            "ripen-churn", first.version, expected_features=[*first.scorer.feature_names_in_, "tenure"]
+        )
 
 
 def test_pipeline_bad_input(settings: Settings) -> None:

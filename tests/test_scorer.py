@@ -1,4 +1,4 @@
-"""BinaryScorer and metrics: bad input names the field, calibration helps on held-out data, direction holds."""
+"""BinaryScorer and metrics: bad input named, calibration helps on held-out data, direction holds."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from models.scorer import BinaryScorer
 
 
 def make_frame(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
-    """Synthetic contacts: engagement counts push readiness up, a role category shifts it, noise is irrelevant.
+    """Synthetic contacts: engagement raises readiness, a role shifts it, ``noise`` is irrelevant.
 
     The frame's ``attrs["true_logit"]`` holds the generating log-odds, the best score any model could reach.
     """
@@ -19,7 +19,13 @@ def make_frame(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
     webinar = rng.poisson(1.0, n).astype(float)
     visits = rng.poisson(3.0, n).astype(float)
     role = rng.choice(["Head of IT", "Developer", "Student"], n, p=[0.3, 0.5, 0.2])
-    logit = -3.0 + 0.8 * webinar + 0.25 * visits + np.where(role == "Head of IT", 1.0, 0.0) + rng.normal(0, 0.3, n)
+    logit = (
+        -3.0
+        + 0.8 * webinar
+        + 0.25 * visits
+        + np.where(role == "Head of IT", 1.0, 0.0)
+        + rng.normal(0, 0.3, n)
+    )
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     X = pd.DataFrame(
         {
@@ -36,11 +42,15 @@ def make_frame(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
 @pytest.fixture(scope="module")
 def fitted() -> tuple[BinaryScorer, pd.DataFrame, np.ndarray]:
     X, y = make_frame(4000)
-    scorer = BinaryScorer(n_estimators=300, monotone_increasing=("webinar_attend_30d", "page_view_30d")).fit(X, y)
+    scorer = BinaryScorer(n_estimators=300, monotone_increasing=("webinar_attend_30d", "page_view_30d")).fit(
+        X, y
+    )
     return scorer, X, y
 
 
-def test_learns_signal_and_calibrated_probabilities(fitted: tuple[BinaryScorer, pd.DataFrame, np.ndarray]) -> None:
+def test_learns_signal_and_calibrated_probabilities(
+    fitted: tuple[BinaryScorer, pd.DataFrame, np.ndarray],
+) -> None:
     scorer, _, _ = fitted
     X_test, y_test = make_frame(3000, seed=1)
     p = scorer.predict_proba(X_test)
@@ -66,7 +76,9 @@ def test_calibration_improves_brier_on_held_out_data() -> None:
     assert brier_cal < brier_raw - 0.01
 
 
-def test_more_engagement_never_lowers_readiness(fitted: tuple[BinaryScorer, pd.DataFrame, np.ndarray]) -> None:
+def test_more_engagement_never_lowers_readiness(
+    fitted: tuple[BinaryScorer, pd.DataFrame, np.ndarray],
+) -> None:
     scorer, X, _ = fitted
     base = X.head(300).copy()
     before = scorer.predict_proba(base)[:, 1]
@@ -77,7 +89,9 @@ def test_more_engagement_never_lowers_readiness(fitted: tuple[BinaryScorer, pd.D
         assert (scorer.decision_function(more) >= scorer.decision_function(base) - 1e-12).all(), col
 
 
-def test_unseen_category_and_column_order_handled(fitted: tuple[BinaryScorer, pd.DataFrame, np.ndarray]) -> None:
+def test_unseen_category_and_column_order_handled(
+    fitted: tuple[BinaryScorer, pd.DataFrame, np.ndarray],
+) -> None:
     scorer, X, _ = fitted
     rows = X.head(5)[list(reversed(X.columns))].copy()
     rows["role"] = ["Astronaut", "Head of IT", None, "Developer", "Student"]

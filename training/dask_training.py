@@ -1,9 +1,10 @@
 """The same scorer, boosted on a Dask cluster through LightGBM's ``DaskLGBMClassifier``.
 
 Used when ``--dask SCHEDULER`` is given. Only the boosting is distributed; schema learning, calibration and
-evaluation stay local (they are small). LightGBM's Dask estimators do not support early-stopping callbacks reliably
-across workers, so the Dask path boosts ``n_estimators`` rounds and then picks the best iteration afterwards, on
-the same held-out stopping rows the local path uses: the same choice, paid for with the extra rounds.
+evaluation stay local (they are small). LightGBM's Dask estimators do not support early-stopping callbacks
+reliably across workers, so the Dask path boosts ``n_estimators`` rounds and then picks the best iteration
+afterwards, on the same held-out stopping rows the local path uses: the same choice, paid for with the extra
+rounds.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ log = structlog.get_logger(__name__)
 
 
 class DaskBinaryScorer(BinaryScorer):
-    """``BinaryScorer`` whose booster is trained on the Dask cluster at ``scheduler`` (an address or a Client).
+    """``BinaryScorer`` boosted on the Dask cluster at ``scheduler`` (an address or a ``Client``).
 
     ``npartitions`` splits the training rows; 0 means one partition per worker.
     """

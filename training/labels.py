@@ -1,10 +1,12 @@
 """Labels for the readiness and churn scorers, built from the event log without looking past the snapshot.
 
-A *snapshot* is (contact_id, snapshot_time): features are computed as of that moment (point-in-time), and the label
-looks only at the window (snapshot_time, snapshot_time + horizon]. Snapshots whose window runs past the end of the
-data are dropped (their label is not yet known), as are snapshots after the outcome already happened.
+A *snapshot* is (contact_id, snapshot_time): features are computed as of that moment (point-in-time), and the
+label looks only at the window (snapshot_time, snapshot_time + horizon]. Snapshots whose window runs past the
+end of the data are dropped (their label is not yet known), as are snapshots after the outcome already
+happened.
 
-- readiness: the contact reaches SQL (``status_change`` with ``properties.status == "sql"``), asks for a demo or
+- readiness: the contact reaches SQL (``status_change`` with ``properties.status == "sql"``), asks for a
+demo or
   a consultation (``demo_request``, ``contact_request``) or an opportunity opens, within 30 days by default.
 - churn: a customer (has a ``purchase``) cancels (``cancellation``) or fails to renew (the CRM marks them
   ``status_change`` to ``churned``) within 90 days by default.
@@ -40,11 +42,15 @@ def _status(properties: Any) -> str | None:
 def _check_events(events: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in ("contact_id", "timestamp", "type") if c not in events.columns]
     if missing:
-        raise ValueError(f"`events` lacks columns {missing}; it needs contact_id, timestamp, type (and properties)")
+        raise ValueError(
+            f"`events` lacks columns {missing}; it needs contact_id, timestamp, type (and properties)"
+        )
     out = events[events["contact_id"].notna()].copy()
     out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True)
     out["type"] = out["type"].astype(str)
-    status = out["properties"].map(_status) if "properties" in out.columns else pd.Series(None, index=out.index)
+    status = (
+        out["properties"].map(_status) if "properties" in out.columns else pd.Series(None, index=out.index)
+    )
     out["status"] = status
     return out
 
@@ -77,7 +83,9 @@ def label_snapshots(
     Valid: the label window ends by ``data_end`` (default: the last event), the outcome has not already
     happened at or before the snapshot, and for churn the contact is a customer (a purchase at or before it).
     """
-    horizon = horizon if horizon is not None else (READINESS_HORIZON if kind == "readiness" else CHURN_HORIZON)
+    horizon = (
+        horizon if horizon is not None else (READINESS_HORIZON if kind == "readiness" else CHURN_HORIZON)
+    )
     if horizon <= pd.Timedelta(0):
         raise ValueError(f"`horizon` must be positive, but got {horizon}")
     missing = [c for c in ("contact_id", "snapshot_time") if c not in snapshots.columns]
@@ -98,8 +106,13 @@ def label_snapshots(
     left = snaps.reset_index().sort_values("snapshot_time")
     right = outcomes.rename(columns={"timestamp": "outcome_time"}).sort_values("outcome_time")
     joined = pd.merge_asof(
-        left, right, left_on="snapshot_time", right_on="outcome_time", by="contact_id",
-        direction="forward", allow_exact_matches=False,
+        left,
+        right,
+        left_on="snapshot_time",
+        right_on="outcome_time",
+        by="contact_id",
+        direction="forward",
+        allow_exact_matches=False,
     ).set_index("index")
     within = joined["outcome_time"].notna() & (joined["outcome_time"] <= joined["snapshot_time"] + horizon)
     out = snaps.copy()
@@ -116,8 +129,10 @@ def sample_snapshots(
     horizon: pd.Timedelta | None = None,
     seed: int = 7,
 ) -> pd.DataFrame:
-    """Snapshot times per contact on a grid of ``every`` from first activity (first purchase for churn) until the
-    outcome or the last complete label window, at most ``max_per_contact`` each.
+    """Snapshot times per contact on a grid of ``every``, at most ``max_per_contact`` per contact.
+
+    The grid runs from first activity (first purchase for churn) until the outcome or the last complete label
+    window, at most ``max_per_contact`` each.
 
     Capping per contact keeps contacts with long histories from dominating the training set; sampling on a
     fixed grid (not at event times) keeps the snapshot moment itself from carrying information. Labels are
@@ -128,7 +143,9 @@ def sample_snapshots(
     ev = _check_events(events)
     if ev.empty:
         raise ValueError("`events` has no rows with a contact_id: nothing to sample")
-    horizon = horizon if horizon is not None else (READINESS_HORIZON if kind == "readiness" else CHURN_HORIZON)
+    horizon = (
+        horizon if horizon is not None else (READINESS_HORIZON if kind == "readiness" else CHURN_HORIZON)
+    )
     rng = np.random.default_rng(seed)
     start_from = ev.groupby("contact_id")["timestamp"].min()
     if kind == "churn":
@@ -141,7 +158,11 @@ def sample_snapshots(
         grid = pd.date_range(start.ceil("D"), stop, freq=every)
         if len(grid) == 0:
             continue
-        chosen = grid if len(grid) <= max_per_contact else grid[np.sort(rng.choice(len(grid), max_per_contact, False))]
+        chosen = (
+            grid
+            if len(grid) <= max_per_contact
+            else grid[np.sort(rng.choice(len(grid), max_per_contact, False))]
+        )
         rows.extend((str(contact_id), t) for t in chosen)
     snapshots = pd.DataFrame(rows, columns=["contact_id", "snapshot_time"])
     return label_snapshots(events, snapshots, kind, horizon=horizon, data_end=end)
@@ -156,8 +177,8 @@ def time_split(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Split by time into train < valid < test; never random across time.
 
-    Cut points are quantiles of ``time_column``. Rows whose label window (``gap``, the horizon) would reach into
-    the next part are dropped from the earlier part, so no label peeks at the period it is evaluated on.
+    Cut points are quantiles of ``time_column``. Rows whose label window (``gap``, the horizon) would reach
+    into the next part are dropped from the earlier part, so no label peeks at the period it is evaluated on.
     """
     if time_column not in frame.columns:
         raise ValueError(f"`{time_column}` is not a column; a time split needs the snapshot time")
@@ -176,7 +197,8 @@ def time_split(
     for name, part in (("train", train), ("valid", valid), ("test", test)):
         if part.empty:
             raise ValueError(
-                f"time split left the {name} part empty: the data spans {times.max() - times.min()}, too short for "
-                f"parts of {valid_fraction:.0%}/{test_fraction:.0%} with a label-window gap of {gap}"
+                f"time split left the {name} part empty: the data spans {times.max() - times.min()}, "
+                f"too short for parts of {valid_fraction:.0%}/{test_fraction:.0%} "
+                f"with a label-window gap of {gap}"
             )
     return train, valid, test

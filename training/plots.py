@@ -1,7 +1,7 @@
-"""Evaluation plots for a scorer run: ROC, calibration, lift and the global SHAP summary, as matplotlib figures.
+"""Evaluation plots for a scorer run: ROC, calibration, lift and global SHAP summary, as matplotlib figures.
 
-Figures are drawn with the non-interactive Agg backend (selected per call, never at import time) so they work on
-servers and in CI; callers log them to MLflow and close them.
+Figures are drawn with the non-interactive Agg backend (selected per call, never at import time) so they work
+on servers and in CI; callers log them to MLflow and close them.
 """
 
 from __future__ import annotations

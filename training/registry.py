@@ -96,7 +96,8 @@ def load_version(name: str, version: str, expected_features: list[str] | None = 
         missing = sorted(set(expected_features) - set(features))
         extra = sorted(set(features) - set(expected_features))
         raise ModelLoadError(
-            f"{name} version {version} is incompatible with the current features: missing {missing}, extra {extra}"
+            f"{name} version {version} is incompatible with the current features: "
+            f"missing {missing}, extra {extra}"
         )
     loaded = LoadedScorer(name=name, version=version, model=model)
     example = model.input_example
@@ -116,19 +117,26 @@ def load_champion(
     current: LoadedScorer | None = None,
     expected_features: list[str] | None = None,
 ) -> LoadedScorer:
-    """The ``champion`` of ``name``; if it cannot be used, keep ``current`` (logged) or raise ModelLoadError."""
+    """The ``champion`` of ``name``; if unusable, keep ``current`` (logged) or raise ModelLoadError."""
     version = champion_version(client, name)
     try:
         if version is None:
-            raise ModelLoadError(f"{name} has no version with the alias '{CHAMPION}' yet: train and promote one")
+            raise ModelLoadError(
+                f"{name} has no version with the alias '{CHAMPION}' yet: train and promote one"
+            )
         if current is not None and current.version == version:
             return current
         return load_version(name, version, expected_features)
     except ModelLoadError as exc:
         if current is None:
             raise
-        log.error("champion_refused_keeping_previous", model=name, refused=version, kept=current.version,
-                  reason=str(exc))
+        log.error(
+            "champion_refused_keeping_previous",
+            model=name,
+            refused=version,
+            kept=current.version,
+            reason=str(exc),
+        )
         return current
 
 
@@ -158,13 +166,21 @@ def gate(
             champion = load_version(name, current)
             champion_value = float(getattr(binary_metrics(y_test, champion.predict(X_test)), metric))
         except (ModelLoadError, ValueError, KeyError) as exc:
-            result = GateResult(True, f"champion v{current} unusable on this window: {exc}", metric,
-                                candidate_value, None, current)
+            result = GateResult(
+                True,
+                f"champion v{current} unusable on this window: {exc}",
+                metric,
+                candidate_value,
+                None,
+                current,
+            )
         else:
             gain = candidate_value - champion_value
             promoted = gain > min_gain
-            reason = (f"{metric} {candidate_value:.4f} vs champion v{current} {champion_value:.4f} "
-                      f"({'+' if gain >= 0 else ''}{gain:.4f}) on {test_window}")
+            reason = (
+                f"{metric} {candidate_value:.4f} vs champion v{current} {champion_value:.4f} "
+                f"({'+' if gain >= 0 else ''}{gain:.4f}) on {test_window}"
+            )
             result = GateResult(promoted, reason, metric, candidate_value, champion_value, current)
     for key, value in result.as_tags(test_window).items():
         client.set_model_version_tag(name, version, key, value)

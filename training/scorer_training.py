@@ -1,8 +1,8 @@
-"""Scorer training pipelines: cross-validation for bring-your-own tables, and fit → evaluate → log → register → gate.
+"""Scorer training: cross-validation of your own tables, and fit → evaluate → log → register → gate.
 
-The pipeline takes any DataFrame with feature columns, a 0/1 label, a snapshot timestamp and a ``baseline_score``
-column (the classic points score), so the simulated feature-store path and real exports share one code path. The
-baseline is evaluated on the same test rows as the model in every run.
+The pipeline takes any DataFrame with feature columns, a 0/1 label, a snapshot timestamp and a
+``baseline_score`` column (the classic points score), so the simulated feature-store path and real exports
+share one code path. The baseline is evaluated on the same test rows as the model in every run.
 """
 
 from __future__ import annotations
@@ -41,8 +41,12 @@ class CVReport:
 
     def summary(self) -> dict[str, Any]:
         """Mean and standard deviation over folds of every metric, plus table sizes: the ``--json`` object."""
-        out: dict[str, Any] = {"n_rows": self.n_rows, "n_features": self.n_features, "folds": len(self.folds),
-                               "cv": self.scheme}
+        out: dict[str, Any] = {
+            "n_rows": self.n_rows,
+            "n_features": self.n_features,
+            "folds": len(self.folds),
+            "cv": self.scheme,
+        }
         for prefix, folds in (("", self.folds), ("baseline_", self.baseline_folds)):
             for name in SUMMARY_METRICS:
                 values = [getattr(m, name) for m in folds]
@@ -53,7 +57,9 @@ class CVReport:
         return out
 
 
-def make_scorer(params: Mapping[str, Any] | None, seed: int, dask_scheduler: str | None = None) -> BinaryScorer:
+def make_scorer(
+    params: Mapping[str, Any] | None, seed: int, dask_scheduler: str | None = None
+) -> BinaryScorer:
     """A fresh local scorer, or its Dask twin when a scheduler address is given."""
     merged = {"random_state": seed, **(params or {})}
     if dask_scheduler:
@@ -89,16 +95,19 @@ def cross_validate(
 ) -> CVReport:
     """Fit a fresh ``BinaryScorer(**params)`` per fold and score its test part.
 
-    Stratified K-fold when ``times`` is None; otherwise forward-chaining time folds, so no fold is tested on rows
-    older than its training rows. Each fold's scorer holds out its own validation rows from the training part
-    (early stopping and calibration), so test rows are never seen before scoring. ``baseline`` (e.g. the points
-    score), if given, is evaluated on the same test rows. ``dask_scheduler`` boosts every fold on that cluster.
+    Stratified K-fold when ``times`` is None; otherwise forward-chaining time folds, so no fold is tested on
+    rows older than its training rows. Each fold's scorer holds out its own validation rows from the training
+    part (early stopping and calibration), so test rows are never seen before scoring. ``baseline`` (e.g. the
+    points score), if given, is evaluated on the same test rows. ``dask_scheduler`` boosts every fold on that
+    cluster.
     """
     if folds < 2:
         raise ValueError(f"`folds` must be >= 2, but got {folds}")
     y_arr = check_binary_label(y, "label")
     if len(X) != len(y_arr):
-        raise ValueError(f"`X` and the label must have the same number of rows, but got {len(X)} and {len(y_arr)}")
+        raise ValueError(
+            f"`X` and the label must have the same number of rows, but got {len(X)} and {len(y_arr)}"
+        )
     minority = int(min(y_arr.sum(), len(y_arr) - y_arr.sum()))
     if times is None and minority < folds * 4:
         raise ValueError(f"the label's smaller class has {minority} rows: too few for {folds}-fold CV")
@@ -119,7 +128,6 @@ def cross_validate(
         scheme="time-forward" if times is not None else "stratified",
         baseline_folds=tuple(baseline_results),
     )
-
 
 
 @dataclass(frozen=True)
@@ -180,7 +188,9 @@ def train_and_register(
         raise ValueError(f"label column `{label}` is not in the training frame")
     if frame.empty:
         raise ValueError("the training frame has no rows")
-    horizon = horizon if horizon is not None else (READINESS_HORIZON if kind == "readiness" else CHURN_HORIZON)
+    horizon = (
+        horizon if horizon is not None else (READINESS_HORIZON if kind == "readiness" else CHURN_HORIZON)
+    )
     train, valid, test = _split(frame, label, time_column, horizon, settings.seed)
     features = [c for c in frame.columns if c not in {label, time_column, baseline_column}]
     scorer = make_scorer(params, settings.seed, dask_scheduler)
@@ -188,7 +198,9 @@ def train_and_register(
     probability = scorer.predict_proba(test[features])[:, 1]
     test_metrics = binary_metrics(test[label], probability)
     baseline = (
-        binary_metrics(test[label], test[baseline_column].astype(float)) if baseline_column in test.columns else None
+        binary_metrics(test[label], test[baseline_column].astype(float))
+        if baseline_column in test.columns
+        else None
     )
     window = DataWindow(_window(train, time_column), _window(valid, time_column), _window(test, time_column))
     model_name = MODEL_NAMES[kind]
@@ -197,30 +209,64 @@ def train_and_register(
     experiment_id = ensure_experiment(client, model_name, settings)
     with mlflow.start_run(experiment_id=experiment_id) as run:
         run_params = {k: str(v) for k, v in scorer.get_params().items() if k != "scheduler"}
-        mlflow.log_params({**run_params, **window.as_params(), "best_iteration": scorer.best_iteration_,
-                           "calibration_method": scorer.calibration_method_, "n_features": len(features),
-                           "dask": bool(dask_scheduler)})
+        mlflow.log_params(
+            {
+                **run_params,
+                **window.as_params(),
+                "best_iteration": scorer.best_iteration_,
+                "calibration_method": scorer.calibration_method_,
+                "n_features": len(features),
+                "dask": bool(dask_scheduler),
+            }
+        )
         mlflow.log_dict({"features": features}, "features.json")
-        mlflow.log_metrics({f"test_{k}": float(v) for k, v in test_metrics.as_dict().items() if v is not None})
+        mlflow.log_metrics(
+            {f"test_{k}": float(v) for k, v in test_metrics.as_dict().items() if v is not None}
+        )
         if baseline is not None:
-            mlflow.log_metrics({f"baseline_{k}": float(v) for k, v in baseline.as_dict().items() if v is not None})
-        _log_plots(scorer, test[features], test[label].to_numpy(), probability,
-                   test[baseline_column].astype(float).to_numpy() if baseline is not None else None)
+            mlflow.log_metrics(
+                {f"baseline_{k}": float(v) for k, v in baseline.as_dict().items() if v is not None}
+            )
+        _log_plots(
+            scorer,
+            test[features],
+            test[label].to_numpy(),
+            probability,
+            test[baseline_column].astype(float).to_numpy() if baseline is not None else None,
+        )
         info = log_scorer_model(scorer, test[features])
         mlflow.log_text(
             model_card(model_name, window, features, test_metrics, baseline, run_params), "model_card.md"
         )
         version = mlflow.register_model(info.model_uri, model_name)
         run_id = run.info.run_id
-    result = gate(client, model_name, str(version.version), test[features], test[label].to_numpy(), probability,
-                  window.test_label, metric=gate_metric)
-    log.info("scorer_trained", model=model_name, version=version.version, roc_auc=round(test_metrics.roc_auc, 4),
-             promoted=result.promoted)
-    return TrainingResult(scorer, model_name, str(version.version), run_id, test_metrics, baseline, result, window)
+    result = gate(
+        client,
+        model_name,
+        str(version.version),
+        test[features],
+        test[label].to_numpy(),
+        probability,
+        window.test_label,
+        metric=gate_metric,
+    )
+    log.info(
+        "scorer_trained",
+        model=model_name,
+        version=version.version,
+        roc_auc=round(test_metrics.roc_auc, 4),
+        promoted=result.promoted,
+    )
+    return TrainingResult(
+        scorer, model_name, str(version.version), run_id, test_metrics, baseline, result, window
+    )
 
 
 def _log_plots(
-    scorer: BinaryScorer, X_test: pd.DataFrame, y_test: np.ndarray, probability: np.ndarray,
+    scorer: BinaryScorer,
+    X_test: pd.DataFrame,
+    y_test: np.ndarray,
+    probability: np.ndarray,
     baseline: np.ndarray | None,
 ) -> None:
     from models.explainer import ScorerExplainer

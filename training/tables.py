@@ -1,8 +1,8 @@
 """Bring-your-own-table loader: a CRM export (CSV or Parquet) with a binary label, cleaned for the scorer.
 
-Real exports are messy, and the cleaning lives here rather than in edited files: a trailing comma's empty unnamed
-column is dropped, form defaults such as ``Select`` mean missing, numeric columns with blank strings (Telco's
-``TotalCharges``) become numbers with NaN, and the remaining text columns become pandas categories.
+Real exports are messy, and the cleaning lives here rather than in edited files: a trailing comma's empty
+unnamed column is dropped, form defaults such as ``Select`` mean missing, numeric columns with blank strings
+(Telco's ``TotalCharges``) become numbers with NaN, and the remaining text columns become pandas categories.
 """
 
 from __future__ import annotations
@@ -72,9 +72,13 @@ def _clean_column(values: pd.Series, missing_tokens: Sequence[str]) -> pd.Series
     return text.astype(object).where(text.notna(), None).astype("category")
 
 
-def clean_features(frame: pd.DataFrame, missing_tokens: Sequence[str] = DEFAULT_MISSING_TOKENS) -> pd.DataFrame:
+def clean_features(
+    frame: pd.DataFrame, missing_tokens: Sequence[str] = DEFAULT_MISSING_TOKENS
+) -> pd.DataFrame:
     """Apply the loader's cleaning to feature columns only (used for prediction-time tables, too)."""
-    return pd.DataFrame({col: _clean_column(frame[col], missing_tokens) for col in frame.columns}, index=frame.index)
+    return pd.DataFrame(
+        {col: _clean_column(frame[col], missing_tokens) for col in frame.columns}, index=frame.index
+    )
 
 
 def load_table(
@@ -86,8 +90,8 @@ def load_table(
 ) -> LabelledTable:
     """Load ``path`` and split it into cleaned features, the 0/1 label ``label`` and ids from ``id_column``.
 
-    Rows with a missing label are dropped (logged with their count). Columns named in ``drop`` must exist, so a
-    typo does not silently keep a leaky column.
+    Rows with a missing label are dropped (logged with their count). Columns named in ``drop`` must exist, so
+    a typo does not silently keep a leaky column.
     """
     frame = read_table(Path(path))
     if frame.empty:
@@ -95,7 +99,9 @@ def load_table(
     unnamed_empty = [c for c in frame.columns if str(c).startswith("Unnamed:") and frame[c].isna().all()]
     frame = frame.drop(columns=unnamed_empty)
     if label not in frame.columns:
-        raise ValueError(f"label column `{label}` is not in the table; columns are {list(frame.columns)[:40]}")
+        raise ValueError(
+            f"label column `{label}` is not in the table; columns are {list(frame.columns)[:40]}"
+        )
     for option, names in (("--drop", list(drop)), ("--id", [id_column] if id_column else [])):
         missing = [c for c in names if c not in frame.columns]
         if missing:

@@ -61,10 +61,14 @@ class ScorerModel(PythonModel):
         with path.open("rb") as fh:
             scorer = pickle.load(fh)  # noqa: S301 - our own artifact, written by log_scorer_model
         if not isinstance(scorer, BinaryScorer) or not hasattr(scorer, "booster_"):
-            raise TypeError(f"artifact {path.name} holds a {type(scorer).__name__}, not a fitted BinaryScorer")
+            raise TypeError(
+                f"artifact {path.name} holds a {type(scorer).__name__}, not a fitted BinaryScorer"
+            )
         self.scorer = scorer
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> np.ndarray:
         """Calibrated probabilities, shape (n_rows,)."""
         return np.asarray(self.scorer.predict_proba(model_input)[:, 1])
 
@@ -125,13 +129,15 @@ def model_card(
 
     rows = ["| metric | model | points score |", "|---|---|---|"]
     for name in ("roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift"):
-        rows.append(f"| {name} | {fmt(getattr(model, name))} | {fmt(getattr(baseline, name) if baseline else None)} |")
+        rows.append(
+            f"| {name} | {fmt(getattr(model, name))} | {fmt(getattr(baseline, name) if baseline else None)} |"
+        )
     use = (
-        "Rank contacts by the probability that they reach SQL, ask for a demo or consultation, or get an opportunity "
-        "within the horizon, so sales calls them when they are ripe."
+        "Rank contacts by the probability that they reach SQL, ask for a demo or consultation, or get an "
+        "opportunity within the horizon, so sales calls them when they are ripe."
         if "readiness" in model_name
-        else "Rank customers by the probability that they cancel or fail to renew within the horizon, so customer "
-        "success can act first."
+        else "Rank customers by the probability that they cancel or fail to renew within the horizon, so "
+        "customer success can act first."
     )
     return "\n".join(
         [
@@ -139,12 +145,18 @@ def model_card(
             "",
             "## Intended use",
             use,
-            "Not for automated decisions about individuals without a human in the loop; not for credit, pricing "
-            "or employment decisions.",
+            "Not for automated decisions about individuals without a human in the loop; not for credit, "
+            "pricing or employment decisions.",
             "",
             "## Data window",
-            *(f"- {part}: {s} .. {e}, {n} rows" for part, (s, e, n) in
-              (("train", window.train), ("valid", window.valid), ("test", window.test))),
+            *(
+                f"- {part}: {s} .. {e}, {n} rows"
+                for part, (s, e, n) in (
+                    ("train", window.train),
+                    ("valid", window.valid),
+                    ("test", window.test),
+                )
+            ),
             "",
             f"## Features ({len(features)})",
             ", ".join(f"`{f}`" for f in features),
@@ -156,10 +168,10 @@ def model_card(
             ", ".join(f"{k}={v}" for k, v in sorted(params.items())),
             "",
             "## Known limits",
-            "- Probabilities are calibrated on a held-out slice of the validation window; drift after the test "
-            "window is not covered.",
-            "- Contacts and customers unlike the training population (new segments, new categories) get scores "
-            "from missing-value branches: unseen categories are treated as missing.",
+            "- Probabilities are calibrated on a held-out slice of the validation window; drift after the "
+            "test window is not covered.",
+            "- Contacts and customers unlike the training population (new segments, new categories) get "
+            "scores from missing-value branches: unseen categories are treated as missing.",
             "- SHAP factors explain the model, not the world: they are associations, not causes.",
         ]
     )

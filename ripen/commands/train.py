@@ -2,14 +2,145 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
 import typer
 
 from ripen.commands import train_policy
 
 train_app = typer.Typer(help="Train, evaluate, register and gate models.", no_args_is_help=True)
 
+ScorerKind = Literal["readiness", "churn"]
+
+DataOpt = Annotated[
+    Path, typer.Option("--data", help="CSV or Parquet table, one row per contact or snapshot.")
+]
+LabelOpt = Annotated[str, typer.Option("--label", help="Binary label column (yes/no, true/false, 1/0).")]
+DropOpt = Annotated[
+    list[str] | None,
+    typer.Option("--drop", help="Column to leave out (repeatable), e.g. leaky sales-filled ones."),
+]
+IdOpt = Annotated[str | None, typer.Option("--id", help="Identifier column: kept out of the features.")]
+TimeOpt = Annotated[
+    str | None,
+    typer.Option("--time", help="Snapshot time column: time-forward folds instead of stratified ones."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")]
+DaskOpt = Annotated[
+    str | None,
+    typer.Option("--dask", help="Dask scheduler address: train through LightGBM's Dask estimator."),
+]
+FoldsOpt = Annotated[int, typer.Option("--cv-folds", min=2, help="Number of cross-validation folds.")]
+RegisterOpt = Annotated[
+    bool, typer.Option("--register", help="Also fit on a time split, log to MLflow, register and gate.")
+]
+BaselineOpt = Annotated[
+    str | None, typer.Option("--baseline", help="Column holding the points score, evaluated side by side.")
+]
+
+
+def _run(
+    kind: ScorerKind,
+    data: Path,
+    label: str,
+    drop: list[str] | None,
+    id_column: str | None,
+    time_column: str | None,
+    as_json: bool,
+    dask: str | None,
+    folds: int,
+    register: bool,
+    baseline: str | None,
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ripen.settings import get_settings
+    from training.scorer_training import cross_validate, train_and_register
+    from training.tables import load_table
+
+    console = Console(stderr=True)
+    keep_out = [c for c in (time_column, baseline) if c]
+    try:
+        table = load_table(data, label, drop=[*(drop or []), *keep_out], id_column=id_column)
+        raw = None
+        if keep_out:
+            import pandas as pd
+
+            from training.tables import read_table
+
+            raw = read_table(data)
+            raw = raw[raw[label].notna()].reset_index(drop=True)
+        times = raw[time_column] if raw is not None and time_column else None
+        base = raw[baseline].astype(float) if raw is not None and baseline else None
+        with console.status(f"{folds}-fold cross-validation of the {kind} scorer on {table.X.shape[0]} rows"):
+            report = cross_validate(
+                table.X,
+                table.y,
+                folds=folds,
+                times=times,
+                baseline=base,
+                seed=get_settings().seed,
+                dask_scheduler=dask,
+            )
+        summary = {"model": kind, "data": str(data), "label": label, **report.summary()}
+        if register:
+            frame = pd.concat([table.X, table.y.rename("label")], axis=1)
+            if times is not None:
+                frame["snapshot_time"] = pd.to_datetime(times, utc=True).to_numpy()
+            if base is not None:
+                frame["baseline_score"] = base.to_numpy()
+            result = train_and_register(frame, kind=kind, settings=get_settings(), dask_scheduler=dask)
+            summary["registered_version"] = result.version
+            summary["promoted"] = result.gate.promoted
+            summary["gate_reason"] = result.gate.reason
+    except (ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=2) from None
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    out = Table(title=f"{kind}: {report.scheme} {folds}-fold CV on {data.name}")
+    out.add_column("metric")
+    out.add_column("mean ± sd")
+    for name in ("roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift"):
+        if name in summary:
+            out.add_row(name, f"{summary[name]:.4f} ± {summary[name + '_sd']:.4f}")
+        if f"baseline_{name}" in summary:
+            out.add_row(
+                f"points score {name}",
+                f"{summary['baseline_' + name]:.4f} ± {summary['baseline_' + name + '_sd']:.4f}",
+            )
+    Console().print(out)
+    typer.echo(f"rows={summary['n_rows']} features={summary['n_features']}")
+
+
+def _command(kind: ScorerKind) -> None:
+    def command(
+        data: DataOpt,
+        label: LabelOpt,
+        drop: DropOpt = None,
+        id_column: IdOpt = None,
+        time_column: TimeOpt = None,
+        as_json: JsonOpt = False,
+        dask: DaskOpt = None,
+        cv_folds: FoldsOpt = 5,
+        register: RegisterOpt = False,
+        baseline: BaselineOpt = None,
+    ) -> None:
+        _run(kind, data, label, drop, id_column, time_column, as_json, dask, cv_folds, register, baseline)
+
+    command.__doc__ = (
+        f"Cross-validate the {kind} scorer on your own table; with --register also log, register and gate it."
+    )
+    train_app.command(kind)(command)
+
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
+    _command("readiness")
+    _command("churn")
     train_policy.register(train_app)
     app.add_typer(train_app, name="train")
