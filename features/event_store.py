@@ -45,6 +45,10 @@ EXPORT_COLUMNS = (
 """Columns of ``read_frame`` and of ``export_parquet`` files, in order (see ``docs/schemas.md``)."""
 
 
+class EventStoreUnavailable(RuntimeError):
+    """The store's database cannot be reached or opened; the message names the URL (password masked)."""
+
+
 class ItemStatus(StrEnum):
     """What happened to one event of an appended batch."""
 

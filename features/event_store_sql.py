@@ -53,11 +53,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from features.event_store import (
     EXPORT_COLUMNS,
     ErasureReport,
     EventStore,
+    EventStoreUnavailable,
     IngestResult,
     ItemResult,
     ItemStatus,
@@ -198,7 +200,12 @@ class SqlEventStore(EventStore):
         self.max_properties_bytes = max_properties_bytes
         self.dialect, sa_url = _sqlalchemy_url(url)
         self.engine = self._create_engine(sa_url)
-        metadata.create_all(self.engine, checkfirst=True)
+        try:
+            metadata.create_all(self.engine, checkfirst=True)
+        except OperationalError as exc:
+            self.engine.dispose()
+            shown = make_url(sa_url).render_as_string(hide_password=True)
+            raise EventStoreUnavailable(f"event store at {shown} cannot be opened: {exc.orig}") from exc
 
     def _create_engine(self, sa_url: str) -> Engine:
         if self.dialect == "postgresql":

@@ -18,8 +18,17 @@ import pytest
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
 
-from features.event_store import EXPORT_COLUMNS, EventStore, ItemStatus, open_event_store
+from features.event_store import (
+    EXPORT_COLUMNS,
+    EventStore,
+    EventStoreUnavailable,
+    ItemStatus,
+    open_event_store,
+    open_settings_event_store,
+)
 from features.event_store_sql import contact_hash
 from features.schemas import (
     Channel,
@@ -30,6 +39,7 @@ from features.schemas import (
     EngagementEvent,
     EventType,
 )
+from ripen.cli import app
 from ripen.settings import Settings
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -410,6 +420,29 @@ def test_embedded_store_creates_its_folder_on_demand(tmp_path: Path) -> None:
     assert target.exists()
     with open_event_store(f"sqlite:///{target}") as reopened:  # durable across reopen
         assert reopened.count() == 1
+
+
+def test_unreachable_database_is_named_without_password(postgres_server_url: str) -> None:
+    url = make_url(postgres_server_url).set(password="s3cret", database="no_such_db_x")
+    with pytest.raises(
+        EventStoreUnavailable, match=r"event store at .*:\*\*\*@.*/no_such_db_x cannot"
+    ) as err:
+        open_event_store(url.render_as_string(hide_password=False))
+    assert "s3cret" not in str(err.value)
+
+
+def test_cli_erase(settings: Settings) -> None:
+    with open_settings_event_store(settings) as store:
+        anonymous_journey(store, consent=True)
+    args = ["events", "erase", "c7", "--data-dir", str(settings.data_dir), "--yes"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "erased: 4 events, 1 identity links, profile not found" in result.output
+    assert contact_hash("c7") in result.output
+    with open_settings_event_store(settings) as store:
+        assert store.count() == 0
+    refused = CliRunner().invoke(app, args[:-1], input="n\n")
+    assert refused.exit_code == 1
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,27 @@ def export(
     console.print(f"{rows} events written to {out}")
 
 
+@events_app.command("erase")
+def erase(
+    contact_id: Annotated[str, typer.Argument(help="The contact to erase (right to erasure).")],
+    data_dir: DataDirOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Remove a contact's events (stitched anonymous ones too), links and profile; keep an audit row."""
+    from rich.console import Console
+
+    from features.event_store import open_settings_event_store
+
+    if not yes:
+        typer.confirm(f"Erase every trace of contact {contact_id}?", abort=True)
+    with open_settings_event_store(_settings(data_dir)) as store:
+        report = store.erase_contact(contact_id)
+    Console().print(
+        f"erased: {report.events_deleted} events, {report.identity_links_deleted} identity links, "
+        f"profile {'deleted' if report.profile_deleted else 'not found'}; audit hash {report.contact_hash}"
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
     app.add_typer(events_app, name="events")
