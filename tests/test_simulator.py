@@ -362,7 +362,7 @@ def test_realised_rewards_match_the_true_expectation() -> None:
 def test_oracle_beats_random_and_fixed_rule_in_cumulative_reward() -> None:
     rewards = {}
     for name in ("oracle", "random", "fixed"):
-        sim = JourneySimulator(n_contacts=500, n_days=90, seed=8)
+        sim = JourneySimulator(n_contacts=400, n_days=70, seed=8)
         policy = {
             "oracle": OraclePolicy(simulator=sim),
             "random": UniformRandomPolicy(seed=3),
@@ -463,6 +463,21 @@ def test_simulated_events_and_profiles_load_into_the_embedded_event_store(tmp_pa
     # Anonymous events count only where an identify event with tracking consent linked them.
     anonymous = result.events["contact_id"].isna()
     assert len(result.events) - anonymous.sum() <= exported < len(result.events)
+
+
+def test_learning_policies_are_told_each_days_rewards() -> None:
+    calls: list[tuple[int, np.ndarray, np.ndarray]] = []
+
+    class Learner(FixedRulePolicy):
+        def update(self, obs: Observation, chosen: np.ndarray, reward: np.ndarray) -> None:
+            calls.append((obs.day, chosen, reward))
+
+    result = JourneySimulator(n_contacts=150, n_days=12, seed=6).run(Learner())
+    d = result.decisions
+    assert [day for day, _, _ in calls] == sorted(d["day"].unique())
+    np.testing.assert_array_equal(np.concatenate([c for _, c, _ in calls]), d["chosen"].to_numpy())
+    np.testing.assert_allclose(np.concatenate([r for _, _, r in calls]), d["reward"].to_numpy())
+    assert all((r[c == WAIT] == 0).all() for _, c, r in calls)
 
 
 class _Fixed:

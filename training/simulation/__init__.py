@@ -8,8 +8,11 @@ Typical use::
     result.decisions         # day, contact, chosen, propensity, expected_reward, reward, ..., converted
     result.profiles()        # final ContactProfile objects
 
-Policies implement ``choose(obs) -> ndarray`` (and optionally ``choose_with_propensity``); an oracle reads
+Policies implement ``choose(obs) -> ndarray`` (optionally ``choose_with_propensity`` and, to learn online,
+``update(obs, chosen, reward)``); an oracle reads
 ``sim.expected_reward(contact_indices, content_indices, day)``.
+With ``record_context=True``, ``result.true_value(action_dist)`` is the true value of any policy on the logged
+decisions, the truth off-policy estimates are checked against.
 """
 
 from training.simulation.engine import (
@@ -19,7 +22,14 @@ from training.simulation.engine import (
     SimulationSummary,
 )
 from training.simulation.events import EVENT_COLUMNS, EVENT_SCHEMA, iter_engagement_events, write_events
-from training.simulation.observation import NEVER_TOUCHED, WAIT, Observation, Policy, PropensityPolicy
+from training.simulation.observation import (
+    NEVER_TOUCHED,
+    WAIT,
+    LearningPolicy,
+    Observation,
+    Policy,
+    PropensityPolicy,
+)
 from training.simulation.personas import DEFAULT_PERSONAS, Persona
 from training.simulation.policies import (
     AggressiveSalesPolicy,
@@ -40,6 +50,7 @@ __all__ = [
     "AggressiveSalesPolicy",
     "FixedRulePolicy",
     "JourneySimulator",
+    "LearningPolicy",
     "Observation",
     "OraclePolicy",
     "Persona",

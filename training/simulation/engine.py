@@ -38,6 +38,10 @@ DECISION_COLUMNS = (
     "lead_status",
     "days_since_last_touch",
     "n_eligible",
+    "email_consent",
+    "opens_30d",
+    "clicks_30d",
+    "consumptions_30d",
     "chosen",
     "content_id",
     "propensity",
@@ -198,7 +202,11 @@ class JourneySimulator:
         return self.world_
 
     def run(self, policy: Policy, progress: Callable[[int], None] | None = None) -> SimulationResult:
-        """Simulate every day with ``policy`` choosing for due contacts; ``progress(day)`` after each day."""
+        """Simulate every day with ``policy`` choosing for due contacts; ``progress(day)`` after each day.
+
+        A policy with an ``update(obs, chosen, reward)`` method (``LearningPolicy``) is told each day's
+        immediate rewards (0 for waits), so online learners can learn inside the simulation.
+        """
         world = self.reset()
         pop, n_content = world.pop, self.catalog_arrays.n
         events = EventBuffer()
@@ -218,7 +226,11 @@ class JourneySimulator:
                 if self.record_context:  # before the sends change the hidden state
                     er = world.expected_reward(due[:, None], np.arange(n_content)[None, :]).astype(np.float32)
                     context.append((obs.eligible, er))
-                log_parts.append(self._act(world, obs, chosen, propensity, events))
+                logged = self._act(world, obs, chosen, propensity, events)
+                log_parts.append(logged)
+                update = getattr(policy, "update", None)
+                if update is not None:  # online learners see today's immediate rewards
+                    update(obs, chosen, logged["reward"].copy())
             world.evening(events)
             if progress is not None:
                 progress(day)
@@ -271,6 +283,10 @@ class JourneySimulator:
             "lead_status": np.array(obs.lead_statuses, dtype=object)[obs.lead_status],
             "days_since_last_touch": obs.days_since_last_touch.astype(np.int32),
             "n_eligible": obs.eligible.sum(axis=1).astype(np.int32),
+            "email_consent": obs.consent[:, obs.channels.index("email")].copy(),
+            "opens_30d": obs.engagement[:, 0],
+            "clicks_30d": obs.engagement[:, 1],
+            "consumptions_30d": obs.engagement[:, 2],
             "chosen": chosen.astype(np.int32),
             "propensity": propensity,
             "expected_reward": expected,

@@ -83,3 +83,12 @@ class PropensityPolicy(Policy, Protocol):
     def choose_with_propensity(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
         """``(chosen, propensity)``, both shape (n_due,); propensity in (0, 1]."""
         ...
+
+
+@runtime_checkable
+class LearningPolicy(Policy, Protocol):
+    """A policy that learns online: after each day's sends it gets the immediate rewards of its choices."""
+
+    def update(self, obs: Observation, chosen: np.ndarray, reward: np.ndarray) -> None:
+        """``chosen`` and ``reward`` have shape (n_due,); waits carry reward 0."""
+        ...
