@@ -237,3 +237,71 @@ def test_naive_now_and_bad_scores_are_rejected() -> None:
         apply_guardrails(CONTACT, [BLOCK], channel=Channel.EMAIL, now=datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="readiness"):
         replace(CONTACT, readiness=1.2)
+
+
+def random_world(seed: int) -> tuple[list[ContactContext], list[Candidate], list[set[str]]]:
+    """Contacts and blocks drawn so that every rule fires somewhere."""
+    import random
+
+    rnd = random.Random(seed)
+    stages = ["awareness", "information", "consultation", "retention", "expansion"]
+    programs = [Program.NURTURE, Program.NURTURE, Program.RETENTION, Program.UPSELL]
+    blocks = []
+    for j in range(30):
+        blocks.append(
+            Candidate(
+                f"b{j}",
+                rnd.choice(list(ContentFormat)),
+                tuple(rnd.sample(stages, rnd.randint(1, 2))),
+                channels=tuple(rnd.sample([Channel.EMAIL, Channel.SMS, Channel.WEB], rnd.randint(1, 2))),
+                program=rnd.choice(programs),
+                prerequisite_id=f"b{rnd.randrange(30)}" if rnd.random() < 0.2 else None,
+                alternative_id=f"b{rnd.randrange(30)}" if rnd.random() < 0.3 else None,
+                active=rnd.random() > 0.1,
+            )
+        )
+    blocks = [b if b.prerequisite_id != b.content_id else replace(b, prerequisite_id=None) for b in blocks]
+    contacts, excluded = [], []
+    for i in range(200):
+        contacts.append(
+            ContactContext(
+                f"c{i}",
+                stage=rnd.choice(stages),
+                lead_status=rnd.choice(list(LeadStatus)),
+                consents=frozenset(rnd.sample([Channel.EMAIL, Channel.SMS], rnd.randint(0, 2))),
+                consumed_ids=frozenset(f"b{rnd.randrange(30)}" for _ in range(rnd.randint(0, 5))),
+                sent_ids=frozenset(f"b{rnd.randrange(30)}" for _ in range(rnd.randint(0, 5))),
+                touches=tuple(
+                    Touch(NOW - timedelta(hours=rnd.randint(1, 400)), rnd.choice(stages))
+                    for _ in range(rnd.randint(0, 2))
+                ),
+                readiness=rnd.random(),
+                churn_risk=rnd.random(),
+                demo_requested=rnd.random() < 0.05,
+            )
+        )
+        excluded.append({f"b{rnd.randrange(30)}"} if rnd.random() < 0.3 else set())
+    return contacts, blocks, excluded
+
+
+@pytest.mark.parametrize("allow_next, seed", [(False, 0), (True, 1), (False, 2), (True, 3)])
+def test_batch_guardrails_equal_the_per_contact_rules(allow_next: bool, seed: int) -> None:
+    from models.guardrails_batch import guardrails_batch
+
+    config = GuardrailConfig(allow_next_stage=allow_next, wait_by_stage={"awareness": timedelta(hours=2)})
+    contacts, blocks, excluded = random_world(seed)
+    outcomes, mask = guardrails_batch(
+        contacts, blocks, channel=Channel.EMAIL, now=NOW, config=config, excluded_ids=excluded
+    )
+    seen_reasons = set()
+    for i, ctx in enumerate(contacts):
+        expected = apply_guardrails(
+            ctx, blocks, channel=Channel.EMAIL, now=NOW, config=config, excluded_ids=excluded[i]
+        )
+        assert outcomes[i] == expected, ctx.contact_id
+        assert [b.content_id for b, m in zip(blocks, mask[i], strict=True) if m] == list(
+            expected.eligible_ids
+        )
+        seen_reasons |= {e.reason for e in expected.exclusions}
+    assert seen_reasons == set(ExclusionReason)  # every rule fired somewhere in this world
+    assert {o.action for o in outcomes} == set(ActionKind)

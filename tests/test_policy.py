@@ -218,3 +218,21 @@ def test_bad_training_arrays_are_rejected_with_counts(change: str, match: str) -
         actions = actions.astype(float)
     with pytest.raises(ValueError, match=match):
         InverseGapWeighting().fit(X, A, actions, rewards)
+
+
+def test_metadata_prior_scores_stage_fit_persona_and_specificity() -> None:
+    from models.policy.encoding import metadata_prior
+
+    blocks = [
+        Candidate("now-cto", ContentFormat.BLOG, ("awareness",), personas=("cto",)),
+        Candidate("now-all", ContentFormat.BLOG, ("awareness", "closing")),
+        Candidate("next-all", ContentFormat.BLOG, ("information",)),
+        Candidate("later", ContentFormat.BLOG, ("closing",), personas=("cfo",)),
+    ]
+    ctx = [
+        ContactContext("a", stage="awareness", persona="cto"),
+        ContactContext("b", stage="reactivation"),  # the last stage has no next one
+    ]
+    prior = metadata_prior(ctx, blocks)
+    np.testing.assert_allclose(prior[0], [1.0 + 0.25 + 0.1, 1.0 + 0.1 + 0.05, 0.5 + 0.1 + 0.1, 0.0 + 0.1])
+    np.testing.assert_allclose(prior[1], [0.1, 0.1 + 0.05, 0.1 + 0.1, 0.1])

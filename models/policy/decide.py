@@ -1,6 +1,6 @@
 """One decision path for one contact or a whole audience: guardrails first, then the policy, vectorised.
 
-``decide`` runs the hard rules per contact, builds the eligibility mask, scores every (contact, candidate)
+``decide`` runs the hard rules as matrices over all contacts, scores every (contact, candidate)
 pair in one matrix product and samples with per-decision uniforms keyed by the event id, so a contact gets
 the same answer alone or inside a batch of any size, for the same event id and seed.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -21,17 +22,39 @@ from models.context import (
     ContactContext,
     Decision,
     GuardrailConfig,
-    GuardrailOutcome,
     RankedAlternative,
 )
-from models.guardrails import apply_guardrails
+from models.guardrails_batch import CandidateArrays, guardrails_batch
 from models.policy.base import ContentPolicy, decision_uniforms
 from models.policy.encoding import encode_candidates, encode_contexts, metadata_prior
 
 
+@dataclass(frozen=True)
+class PreparedCatalog:
+    """Candidates with their guardrail arrays and action features, computed once and reused per request."""
+
+    candidates: tuple[Candidate, ...]
+    arrays: CandidateArrays
+    action_features: np.ndarray
+    config: GuardrailConfig
+
+
+def prepare_catalog(
+    candidates: Sequence[Candidate], config: GuardrailConfig | None = None
+) -> PreparedCatalog:
+    """Encode a candidate list once (serving keeps it until the catalog changes)."""
+    config = config or GuardrailConfig()
+    return PreparedCatalog(
+        candidates=tuple(candidates),
+        arrays=CandidateArrays.build(candidates, config),
+        action_features=encode_candidates(candidates, config.taxonomy),
+        config=config,
+    )
+
+
 def decide(
     contexts: Sequence[ContactContext],
-    candidates: Sequence[Candidate],
+    candidates: Sequence[Candidate] | PreparedCatalog,
     policy: ContentPolicy,
     *,
     channel: Channel,
@@ -48,7 +71,14 @@ def decide(
     excluded_ids: per contact, the ids the caller excluded (same length as ``contexts``).
     event_ids: per contact, the decision's id (generated when omitted); it keys the sampling randomness.
     """
-    config = config or GuardrailConfig()
+    if isinstance(candidates, PreparedCatalog):
+        if config is not None and config is not candidates.config:
+            raise ValueError("`config` must be the one the catalog was prepared with (or omitted)")
+        catalog = candidates
+    else:
+        catalog = prepare_catalog(candidates, config)
+    config = catalog.config
+    candidate_list = catalog.candidates
     n = len(contexts)
     if excluded_ids is not None and len(excluded_ids) != n:
         raise ValueError(
@@ -57,30 +87,18 @@ def decide(
     if event_ids is not None and len(event_ids) != n:
         raise ValueError(f"`event_ids` must have {n} entries (one per contact), but got {len(event_ids)}")
     ids = list(event_ids) if event_ids is not None else [str(uuid.uuid4()) for _ in range(n)]
-    outcomes: list[GuardrailOutcome] = [
-        apply_guardrails(
-            ctx,
-            candidates,
-            channel=channel,
-            now=now,
-            config=config,
-            excluded_ids=excluded_ids[i] if excluded_ids is not None else (),
-        )
-        for i, ctx in enumerate(contexts)
-    ]
-    position = {c.content_id: j for j, c in enumerate(candidates)}
-    eligible = np.zeros((n, len(candidates)), dtype=bool)
-    for i, outcome in enumerate(outcomes):
-        eligible[i, [position[c.content_id] for c in outcome.eligible]] = True
+    outcomes, eligible = guardrails_batch(
+        contexts, catalog.arrays, channel=channel, now=now, config=config, excluded_ids=excluded_ids
+    )
     content_rows = [int(i) for i in np.flatnonzero(eligible.any(axis=1))]
     decisions: list[Decision | None] = [None] * n
     if len(content_rows):
         rows_ctx = [contexts[i] for i in content_rows]
         selection = policy.select_action(
             encode_contexts(rows_ctx, config.taxonomy),
-            encode_candidates(candidates, config.taxonomy),
+            catalog.action_features,
             eligible[content_rows],
-            metadata_prior(rows_ctx, candidates, config.taxonomy),
+            metadata_prior(rows_ctx, candidate_list, config.taxonomy),
             n_slots=n_slots,
             uniforms=decision_uniforms([ids[i] for i in content_rows], seed),
         )
@@ -94,15 +112,16 @@ def decide(
                 decided_at=now,
                 action=ActionKind.CONTENT,
                 policy_version=policy_version,
-                content_id=candidates[chosen[0]].content_id,
+                content_id=candidate_list[chosen[0]].content_id,
                 probability=float(selection.probabilities[r]),
                 alternatives=tuple(
-                    RankedAlternative(candidates[j].content_id, float(dist.scores[r, j]))
+                    RankedAlternative(candidate_list[j].content_id, float(dist.scores[r, j]))
                     for j in chosen[1:]
                     if j >= 0
                 ),
                 eligible_probabilities={
-                    candidates[j].content_id: float(probs[j]) for j in map(int, np.flatnonzero(eligible[i]))
+                    candidate_list[j].content_id: float(probs[j])
+                    for j in map(int, np.flatnonzero(eligible[i]))
                 },
                 exclusions=outcomes[i].exclusions,
             )

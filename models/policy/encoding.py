@@ -17,6 +17,19 @@ from models.context import Candidate, ContactContext
 
 _FORMATS = tuple(ContentFormat)
 _PROGRAMS = tuple(Program)
+_FORMAT_POS = {f: i for i, f in enumerate(_FORMATS)}
+_PROGRAM_POS = {p: i for i, p in enumerate(_PROGRAMS)}
+
+
+def _positions(taxonomy: StageTaxonomy) -> dict[str, int]:
+    return {s: i for i, s in enumerate(taxonomy.ids)}
+
+
+def _stage(position: dict[str, int], stage: str) -> int:
+    try:
+        return position[stage]
+    except KeyError:
+        raise KeyError(f"unknown stage {stage!r}; known stages: {', '.join(position)}") from None
 
 
 def context_feature_names(taxonomy: StageTaxonomy = DEFAULT_TAXONOMY, n_extra: int = 0) -> list[str]:
@@ -48,11 +61,12 @@ def encode_contexts(
         raise ValueError(
             f"`features` must have the same length for every contact, but got lengths {sorted(lengths)}"
         )
-    n_stages = len(taxonomy.ids)
+    position = _positions(taxonomy)
+    n_stages = len(position)
     out = np.zeros((len(contexts), n_stages + 4 + n_extra))
     funnel = {status: i / (len(LEAD_STATUS_ORDER) - 1) for i, status in enumerate(LEAD_STATUS_ORDER)}
     for row, ctx in enumerate(contexts):
-        out[row, taxonomy.index(ctx.stage)] = 1.0
+        out[row, _stage(position, ctx.stage)] = 1.0
         out[row, n_stages] = float(ctx.is_customer)
         out[row, n_stages + 1] = ctx.readiness
         out[row, n_stages + 2] = ctx.churn_risk
@@ -66,13 +80,14 @@ def encode_candidates(
     candidates: Sequence[Candidate], taxonomy: StageTaxonomy = DEFAULT_TAXONOMY
 ) -> np.ndarray:
     """Action features, shape (n_candidates, n_stages + n_formats + n_programs + 1)."""
-    n_stages, n_formats = len(taxonomy.ids), len(_FORMATS)
+    position = _positions(taxonomy)
+    n_stages, n_formats = len(position), len(_FORMATS)
     out = np.zeros((len(candidates), n_stages + n_formats + len(_PROGRAMS) + 1))
     for row, cand in enumerate(candidates):
         for stage in cand.stages:
-            out[row, taxonomy.index(stage)] = 1.0
-        out[row, n_stages + _FORMATS.index(cand.format)] = 1.0
-        out[row, n_stages + n_formats + _PROGRAMS.index(cand.program)] = 1.0
+            out[row, _stage(position, stage)] = 1.0
+        out[row, n_stages + _FORMAT_POS[cand.format]] = 1.0
+        out[row, n_stages + n_formats + _PROGRAM_POS[cand.program]] = 1.0
         out[row, -1] = float(cand.gated)
     return out
 
@@ -87,16 +102,23 @@ def metadata_prior(
     1 for a block made for the contact's current stage, 0.5 for the next stage; plus 0.25 when it names the
     contact's persona (0.1 when it addresses every persona); plus up to 0.1 for specificity (fewer stages).
     """
-    prior = np.zeros((len(contexts), len(candidates)))
-    specificity = np.array([0.1 / len(c.stages) for c in candidates])
-    for row, ctx in enumerate(contexts):
-        following = taxonomy.next(ctx.stage)
-        for col, cand in enumerate(candidates):
-            fit = 1.0 if ctx.stage in cand.stages else 0.5 if following in cand.stages else 0.0
-            if not cand.personas:
-                persona = 0.1
-            else:
-                persona = 0.25 if ctx.persona in cand.personas else 0.0
-            prior[row, col] = fit + persona
-        prior[row] += specificity
-    return prior
+    position = _positions(taxonomy)
+    ids = taxonomy.ids
+    fits = np.zeros((len(candidates), len(ids)))
+    for j, cand in enumerate(candidates):
+        fits[j, [_stage(position, s) for s in cand.stages]] = 1.0
+    stage_idx = np.array([_stage(position, c.stage) for c in contexts], dtype=np.int64)
+    next_idx = np.minimum(stage_idx + 1, len(ids) - 1)
+    has_next = stage_idx + 1 < len(ids)
+    current = fits.T[stage_idx]
+    following = fits.T[next_idx] * has_next[:, None]
+    prior = np.where(current > 0, 1.0, 0.5 * following)
+    everyone = np.array([not c.personas for c in candidates])
+    prior += 0.1 * everyone[None, :]
+    personas = [c.persona for c in contexts]
+    for persona in set(personas) - {None}:
+        rows = np.array([p == persona for p in personas])
+        named = np.array([persona in c.personas for c in candidates])
+        prior[np.ix_(rows, named)] += 0.25
+    prior += np.array([0.1 / len(c.stages) for c in candidates])[None, :]
+    return np.asarray(prior)
