@@ -1,15 +1,20 @@
 """Dependencies routes declare with ``Annotated`` aliases: settings, stores, and the caller's key with its
 scope.
 
-``SettingsDep`` resolves through ``ripen.settings.get_settings`` (an ``lru_cache``), so tests and
-``create_app`` replace it with ``app.dependency_overrides[get_settings]``. Scope checks are dependencies too:
+Dependencies doing no blocking I/O are ``async`` so they run on the event loop: a sync dependency costs a
+thread-pool hop per request, which dominates the latency of cheap routes.
+
+``SettingsDep`` is the app's settings: ``create_app(settings)``, or ``ripen.settings.get_settings()`` (an
+``lru_cache``) when none are given; tests may still swap any dependency with ``app.dependency_overrides``.
+(``create_app`` does not override ``get_settings`` itself: FastAPI re-analyses an overridden dependency's
+signature on every request, milliseconds each.) Scope checks are dependencies too:
 a route that takes ``EngineKey`` cannot run without a valid key carrying the ``engine`` scope (401 without a
 key, 403 without scope).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import structlog
@@ -17,7 +22,7 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 
 from features.event_store import EventStore
-from ripen.settings import Settings, get_settings
+from ripen.settings import Settings
 from serving.access_log import KEY_ID_SCOPE
 from serving.auth import Principal, Scope
 from serving.metrics import ServingMetrics
@@ -33,21 +38,28 @@ _api_key_header = APIKeyHeader(
 )
 
 
-def get_state(request: Request) -> ServingState:
+async def get_state(request: Request) -> ServingState:
     """The app's ``ServingState``."""
     state: ServingState = request.app.state.ripen
     return state
 
 
 StateDep = Annotated[ServingState, Depends(get_state)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_metrics(state: StateDep) -> ServingMetrics:
+async def get_app_settings(state: StateDep) -> Settings:
+    """The settings the app was created with (``create_app(settings)``, else ``get_settings()``)."""
+    return state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+async def get_metrics(state: StateDep) -> ServingMetrics:
     return state.metrics
 
 
-def get_event_store(state: StateDep) -> EventStore:
+async def get_event_store(state: StateDep) -> EventStore:
     """The open event store; 503 while the app has not started (or is shutting down)."""
     if state.event_store is None:
         raise HTTPException(503, "the event store is not open yet", headers={"Retry-After": "1"})
@@ -58,7 +70,7 @@ MetricsDep = Annotated[ServingMetrics, Depends(get_metrics)]
 EventStoreDep = Annotated[EventStore, Depends(get_event_store)]
 
 
-def authenticate(
+async def authenticate(
     request: Request, state: StateDep, token: Annotated[str | None, Security(_api_key_header)] = None
 ) -> Principal:
     """The caller behind the ``X-API-Key`` header; 401 when the header is missing or the key unknown.
@@ -78,10 +90,10 @@ def authenticate(
 ApiKeyDep = Annotated[Principal, Depends(authenticate)]
 
 
-def require_scope(scope: Scope) -> Callable[[Principal], Principal]:
+def require_scope(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency passing callers whose key has ``scope``; 403 naming the scope otherwise."""
 
-    def check(principal: ApiKeyDep) -> Principal:
+    async def check(principal: ApiKeyDep) -> Principal:
         if scope not in principal.scopes:
             raise HTTPException(403, f"this route needs an API key with scope {scope.value!r}")
         return principal

@@ -18,7 +18,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=Liveness, summary="Liveness")
-def healthz() -> Liveness:
+async def healthz() -> Liveness:
     """The process answers; says nothing about its stores (see ``/readyz``)."""
     return Liveness()
 
@@ -52,7 +52,7 @@ def readyz(state: StateDep, response: Response) -> Readiness:
     },
     summary="Prometheus metrics",
 )
-def metrics(metrics: MetricsDep) -> Response:
+async def metrics(metrics: MetricsDep) -> Response:
     """Latency per route template, decisions per action, guardrail exclusions, served model versions."""
     body, content_type = metrics.render()
     return Response(content=body, media_type=content_type)
