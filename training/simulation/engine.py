@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -278,15 +279,15 @@ class JourneySimulator:
         columns: dict[str, np.ndarray] = {
             "day": np.full(n, obs.day, np.int32),
             "contact": obs.contact_indices.astype(np.int64),
-            "persona": np.array(obs.persona_names, dtype=object)[obs.persona],
-            "stage": np.array(obs.stage_ids, dtype=object)[obs.stage],
-            "lead_status": np.array(obs.lead_statuses, dtype=object)[obs.lead_status],
+            "persona": obs.persona.astype(np.int8),
+            "stage": obs.stage.astype(np.int8),
+            "lead_status": obs.lead_status.astype(np.int8),
             "days_since_last_touch": obs.days_since_last_touch.astype(np.int32),
             "n_eligible": obs.eligible.sum(axis=1).astype(np.int32),
             "email_consent": obs.consent[:, obs.channels.index("email")].copy(),
-            "opens_30d": obs.engagement[:, 0],
-            "clicks_30d": obs.engagement[:, 1],
-            "consumptions_30d": obs.engagement[:, 2],
+            "opens_30d": obs.engagement[:, 0].astype(np.float32),
+            "clicks_30d": obs.engagement[:, 1].astype(np.float32),
+            "consumptions_30d": obs.engagement[:, 2].astype(np.float32),
             "chosen": chosen.astype(np.int32),
             "propensity": propensity,
             "expected_reward": expected,
@@ -321,7 +322,13 @@ class JourneySimulator:
             account_ids=account_ids(pop.account),
             content_ids=self.catalog_arrays.ids,
         )
-        decisions = _decisions_frame(log_parts, ids, self.catalog_arrays.ids)
+        labels = {
+            "persona": tuple(p.name for p in self.personas),
+            "stage": STAGE_IDS,
+            "lead_status": tuple(s.value for s in STATUSES),
+        }
+        decisions = _decisions_frame(log_parts, ids, self.catalog_arrays.ids, labels)
+        log_parts.clear()
         decisions["converted"] = _converted(frame, decisions, self.conversion_window_days, self.start)
         types = frame["type"].value_counts()
         sends = decisions["chosen"] != WAIT
@@ -401,17 +408,21 @@ def _anonymous_ids(seed: int, n: int) -> np.ndarray:
 
 
 def _decisions_frame(
-    parts: list[dict[str, np.ndarray]], ids: np.ndarray, content_ids: tuple[str, ...]
+    parts: list[dict[str, np.ndarray]],
+    ids: np.ndarray,
+    content_ids: tuple[str, ...],
+    labels: dict[str, tuple[str, ...]],
 ) -> pd.DataFrame:
+    """One row per decision; persona, stage and lead status as categoricals (1.5 M rows stay small)."""
     if not parts:
-        frame = pd.DataFrame({c: pd.Series(dtype=object) for c in DECISION_COLUMNS})
-        return frame
-    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    with_none = np.array([*content_ids, None], dtype=object)
-    cols["contact_id"] = ids[cols["contact"]]
-    cols["content_id"] = with_none[cols["chosen"]]
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in DECISION_COLUMNS})
+    cols: dict[str, Any] = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    for name, categories in labels.items():
+        cols[name] = pd.Categorical.from_codes(cols[name], categories=pd.Index(list(categories)))
+    cols["contact_id"] = pd.Categorical.from_codes(cols["contact"], categories=pd.Index(ids.astype(str)))
+    cols["content_id"] = pd.Categorical.from_codes(cols["chosen"], categories=pd.Index(list(content_ids)))
     cols["converted"] = np.zeros(len(cols["day"]), bool)
-    return pd.DataFrame({c: cols[c] for c in DECISION_COLUMNS})
+    return pd.DataFrame({c: cols[c] for c in DECISION_COLUMNS}, copy=False)
 
 
 def _converted(events: pd.DataFrame, decisions: pd.DataFrame, window: int, start: datetime) -> np.ndarray:
