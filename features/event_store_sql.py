@@ -64,7 +64,7 @@ from features.event_store import (
     ItemResult,
     ItemStatus,
 )
-from features.ingest import check_limits
+from features.ingest import check_limits, compact_json
 from features.schemas import Channel, ContactProfile, ContentBlock, EngagementEvent, EventType
 
 log = structlog.get_logger(__name__)
@@ -164,14 +164,6 @@ def contact_hash(contact_id: str) -> str:
     return hashlib.sha256(contact_id.encode()).hexdigest()
 
 
-_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str, sort_keys=True)
-
-
-def _compact_json(value: Any) -> str:
-    """Properties as stored and exported: compact UTF-8 JSON, keys sorted (the size the cap measures)."""
-    return _JSON.encode(value)
-
-
 def _sqlalchemy_url(url: str) -> tuple[str, str]:
     """``(dialect, SQLAlchemy URL)``; plain ``postgresql://`` URLs get the psycopg 3 driver."""
     if url.startswith(("postgresql://", "postgres://")):
@@ -256,7 +248,7 @@ class SqlEventStore(EventStore):
         rows: list[tuple[Any, ...]] = []
         first_index: dict[str, int] = {}
         for index, ev in enumerate(events):
-            properties = _compact_json(ev.properties)
+            properties = compact_json(ev.properties)
             problem = check_limits(
                 ev,
                 now=now,

@@ -25,6 +25,15 @@ if TYPE_CHECKING:
 _KNOWN_TYPES = ", ".join(t.value for t in EventType)
 
 
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str, sort_keys=True)
+
+
+def compact_json(value: Any) -> str:
+    """Event properties as stored and exported: compact UTF-8 JSON, keys sorted; its byte size is what the
+    properties cap measures (same as ``EngagementEvent.properties_size``, with one reusable encoder)."""
+    return _JSON.encode(value)
+
+
 @dataclass(frozen=True)
 class EventError:
     """Why the event at ``index`` of a batch was rejected: the field at fault and the reason."""
@@ -145,7 +154,13 @@ def validate_indexed(
         except ValidationError as exc:
             errors.append(_error_from_validation(index, record, exc))
             continue
-        problem = check_limits(event, now=now, max_clock_skew=skew, max_properties_bytes=max_properties_bytes)
+        problem = check_limits(
+            event,
+            now=now,
+            max_clock_skew=skew,
+            max_properties_bytes=max_properties_bytes,
+            properties_size=len(compact_json(event.properties).encode()),
+        )
         if problem is not None:
             errors.append(EventError(index, problem[0], problem[1], event.event_id))
             continue
