@@ -20,6 +20,7 @@ from typing import Annotated
 import structlog
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
 
 from features.event_store import EventStore
 from ripen.settings import Settings
@@ -60,10 +61,13 @@ async def get_metrics(state: StateDep) -> ServingMetrics:
 
 
 async def get_event_store(state: StateDep) -> EventStore:
-    """The open event store; 503 while the app has not started (or is shutting down)."""
-    if state.event_store is None:
+    """The open event store; opened now if it could not be at start; 503 while it cannot be reached."""
+    slot = state.event_store
+    if slot is None:
         raise HTTPException(503, "the event store is not open yet", headers={"Retry-After": "1"})
-    return state.event_store
+    if slot.store is not None:
+        return slot.store
+    return await run_in_threadpool(slot.get)  # EventStoreUnavailable → 503 (serving.errors)
 
 
 MetricsDep = Annotated[ServingMetrics, Depends(get_metrics)]

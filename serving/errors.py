@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from features.event_store import EventStoreUnavailable
 from serving.schemas import ErrorResponse, ValidationErrorResponse
 
 log = structlog.get_logger(__name__)
@@ -141,6 +142,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(OperationalError, _on_store_unavailable)
     app.add_exception_handler(DBAPIError, _on_store_unavailable)
+    app.add_exception_handler(EventStoreUnavailable, _on_store_unavailable)
 
 
 def _route_template(scope: Scope) -> str:

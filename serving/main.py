@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
-from features.event_store import EventStore, open_settings_event_store
+from features.event_store import EventStoreUnavailable
 from ripen.settings import Settings, get_settings
 from serving.access_log import AccessLogMiddleware
 from serving.auth import LiveKeyRing
@@ -21,6 +21,7 @@ from serving.errors import BodySizeLimitMiddleware, install_error_handlers
 from serving.metrics import ServingMetrics
 from serving.routes import catalog, events, health
 from serving.state import ReadinessCheck, ServingState
+from serving.stores import LazyEventStore
 
 log = structlog.get_logger(__name__)
 
@@ -69,14 +70,18 @@ async def _open(state: ServingState) -> None:
     key_count = len(state.keys.current())
     if not key_count:
         log.warning("no_api_keys", hint="create one with `ripen keys create --scope engine`")
-    state.event_store = open_settings_event_store(settings)
+    state.event_store = LazyEventStore(settings)
+    try:
+        state.event_store.get()
+    except EventStoreUnavailable:
+        log.warning("starting_without_event_store", hint="routes answer 503 until the database is reachable")
     state.readiness_checks["event_store"] = _event_store_check(state.event_store, settings.profile)
     log.info("serving_started", profile=settings.profile, keys=key_count)
 
 
-def _event_store_check(store: EventStore, profile: str) -> ReadinessCheck:
+def _event_store_check(slot: LazyEventStore, profile: str) -> ReadinessCheck:
     def check() -> str:
-        store.get_content(_PROBE_ID)  # a primary-key read: proves the connection without scanning
+        slot.get().get_content(_PROBE_ID)  # a primary-key read: proves the connection without scanning
         return profile
 
     return check

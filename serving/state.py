@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from features.event_store import EventStore
 from ripen.settings import Settings
 from serving.auth import LiveKeyRing
 from serving.metrics import ServingMetrics
+from serving.stores import LazyEventStore
 
 ReadinessCheck = Callable[[], str]
 """Probes one dependency: returns a short detail when usable, raises when not."""
@@ -25,6 +25,6 @@ class ServingState:
 
     settings: Settings
     metrics: ServingMetrics
-    event_store: EventStore | None = None
+    event_store: LazyEventStore | None = None
     keys: LiveKeyRing | None = None
     readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)

@@ -55,7 +55,7 @@ def test_resent_events_are_duplicates_and_stored_once(client: TestClient, keys: 
     assert first["stored"] == 2
     assert [r["status"] for r in again["results"]] == ["duplicate", "stored"]
     assert again["accepted"] == 2
-    store = client.app.state.ripen.event_store  # type: ignore[attr-defined]
+    store = client.app.state.ripen.event_store.get()  # type: ignore[attr-defined]
     assert store.count() == 3
 
 

@@ -6,6 +6,7 @@ acknowledged), never a 500, and ``/readyz`` reports the store as not ready.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -72,3 +73,29 @@ def test_lost_database_gives_503_not_500(production: Settings, postgres_server_u
         assert ready.json()["status"] == "not_ready"
         assert ready.json()["checks"][0]["ok"] is False
         assert client.get("/healthz").status_code == 200
+
+
+def test_starts_without_its_database_and_recovers_when_it_appears(
+    postgres_server_url: str, tmp_path: Path
+) -> None:
+    name = f"ripen_test_late_{uuid.uuid4().hex[:10]}"
+    base = postgres_server_url.rsplit("/", 1)[0]
+    late = Settings(profile="production", postgres_url=f"{base}/{name}", data_dir=tmp_path / "data")
+    keys = make_keys(late)
+    try:
+        with running_client(late) as client:
+            client.app.state.ripen.event_store.retry_interval = 0.0  # type: ignore[attr-defined]
+            assert client.get("/healthz").status_code == 200
+            assert client.get("/readyz").status_code == 503
+            refused = client.post("/v1/events", json={"events": [event(1)]}, headers=keys.engine)
+            assert refused.status_code == 503
+            assert refused.headers["retry-after"] == "5"
+
+            with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            assert client.get("/readyz").status_code == 200
+            accepted = client.post("/v1/events", json={"events": [event(1)]}, headers=keys.engine)
+            assert accepted.status_code == 202 and accepted.json()["stored"] == 1
+    finally:
+        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
