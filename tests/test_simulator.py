@@ -294,6 +294,28 @@ def test_aggressive_sales_policy_raises_unsubscribes_and_loses_reward() -> None:
     assert aggressive["reward"].sum() < weekly["reward"].sum()
 
 
+def test_an_assistants_downloads_ready_her_boss() -> None:
+    sim, world = _world(n=3000, seed=5)
+    pop = world.pop
+    assistant = [p.name for p in DEFAULT_PERSONAS].index("assistant")
+    helpers = np.flatnonzero(
+        (pop.persona == assistant) & (pop.boss >= 0) & ~pop.authority & pop.consent[:, 0]
+    )
+    assert len(helpers) > 20
+    sending, idle = helpers[::2], helpers[1::2]
+    overlap = np.intersect1d(pop.boss[sending], pop.boss[idle])
+    sending, idle = sending[~np.isin(pop.boss[sending], overlap)], idle[~np.isin(pop.boss[idle], overlap)]
+    pop.stage[sending] = STAGE_IDS.index("information")
+    before = pop.readiness.copy()
+    buffer = EventBuffer()
+    for block in ("in-whitepaper-cloud-migration", "in-ebook-cloud-guide", "in-whitepaper-zero-trust"):
+        pop.consumed[sending, index_of("aw-video-cloud-intro")] = True  # the whitepaper's prerequisite
+        world.send(sending, np.full(len(sending), index_of(block)), buffer)
+    gained = pop.readiness - before
+    assert gained[np.unique(pop.boss[sending])].mean() > 0.05
+    assert gained[np.unique(pop.boss[idle])].mean() == 0.0
+
+
 def test_churn_risk_rises_with_bad_experiences_and_falls_with_retention_content() -> None:
     sim = JourneySimulator(n_contacts=600, n_days=40, seed=3, customer_share=0.5)
     world = sim.reset()

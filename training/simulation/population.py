@@ -56,6 +56,8 @@ class Population:
     country: np.ndarray
     account: np.ndarray
     """int, index of the account, -1 for B2C contacts."""
+    boss: np.ndarray
+    """int, a contact of the same account with authority who reads what this one downloads, -1 for none."""
     interest: np.ndarray
     """float, shape (n, T): hidden topic interest."""
     identify_day: np.ndarray
@@ -150,6 +152,7 @@ def sample_population(
         company_size=np.where(b2b, company_size[np.maximum(account, 0)], 0),
         country=rng.integers(0, len(COUNTRIES), n),
         account=account,
+        boss=_bosses(account, authority, persona, [p.buy_propensity > 0 for p in personas]),
         interest=interest,
         identify_day=identify_day,
         send_minute=rng.integers(7 * 60, 11 * 60, n),
@@ -176,3 +179,16 @@ def sample_population(
         close_day=np.full(n, NEVER),
         engagement=np.zeros((n, 3)),
     )
+
+
+def _bosses(account: np.ndarray, authority: np.ndarray, persona: np.ndarray, buys: list[bool]) -> np.ndarray:
+    """Per contact, the first buying contact with authority in the same account (not the contact itself)."""
+    boss = np.full(len(account), -1)
+    deciders = np.flatnonzero((account >= 0) & authority & np.array(buys)[persona])
+    first = {}
+    for k in deciders[::-1]:
+        first[int(account[k])] = int(k)
+    for k in np.flatnonzero(account >= 0):
+        b = first.get(int(account[k]), -1)
+        boss[k] = b if b != k else -1
+    return boss

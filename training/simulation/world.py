@@ -284,7 +284,12 @@ class World:
         fit = cat.stage_fit[c, pop.stage[i]]
         topic = np.einsum("nt,nt->n", pop.interest[i], cat.topic[c])
         value = 0.5 * clicked + 1.0 * consumed + 1.5 * attended
-        pop.readiness[i] += value * (0.3 + fit) * (0.5 + topic) * self._buy[pop.persona[i]]
+        gain = value * (0.3 + fit) * (0.5 + topic)
+        pop.readiness[i] += gain * self._buy[pop.persona[i]]
+        # What an assistant downloads, her boss reads: part of the gain reaches the account's decider.
+        boss = pop.boss[i]
+        relay = (boss >= 0) & (pop.authority[i] == 0) & consumed
+        np.add.at(pop.readiness, boss[relay], 0.5 * gain[relay] * self._buy[pop.persona[boss[relay]]])
         pop.progress[i] += value * np.where(fit, 1.0, 0.2)
         calmed = clicked & cat.retention[c]
         pop.churn_risk[i[calmed]] *= 0.6
