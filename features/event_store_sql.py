@@ -589,10 +589,16 @@ class SqlEventStore(EventStore):
         erased_at = datetime.now(UTC)
         with self._write() as conn:
             anonymous = select(link.c.anonymous_id).where(link.c.contact_id == contact_id)
-            # Every event naming the contact, and every event of an anonymous id ever linked to them,
-            # consented or not: once linked, those events are the contact's personal data.
+            # Every event naming the contact, and every anonymous event of an anonymous id ever linked to
+            # them, consented or not: once linked, those events are the contact's personal data. Events
+            # naming another contact stay (theirs, even on a shared device).
             events_deleted = conn.execute(
-                delete(e).where(or_(e.c.contact_id == contact_id, e.c.anonymous_id.in_(anonymous)))
+                delete(e).where(
+                    or_(
+                        e.c.contact_id == contact_id,
+                        and_(e.c.contact_id.is_(None), e.c.anonymous_id.in_(anonymous)),
+                    )
+                )
             ).rowcount
             links_deleted = conn.execute(delete(link).where(link.c.contact_id == contact_id)).rowcount
             profile_deleted = bool(

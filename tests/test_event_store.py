@@ -324,6 +324,16 @@ def test_erased_contact_leaves_no_trace(store: EventStore, tmp_path: Path) -> No
     assert [a.contact_hash for a in audit] == [contact_hash("c7")]
 
 
+def test_erasure_keeps_other_contacts_events_on_a_shared_device(store: EventStore) -> None:
+    anonymous_journey(store, consent=True)
+    store.append([identify("id-other", 30, "other", "cookie-1", True)], now=NOW)
+    report = store.erase_contact("c7")
+    assert report.events_deleted == 4
+    assert [e.event_id for e in store.events_for_contact("other")] == ["id-other"]
+    audit = store.erasure_audit()
+    assert [a.contact_hash for a in audit] == [contact_hash("c7")]
+
+
 # -- concurrency ---------------------------------------------------------------------------------------------
 def overlapping_batches(worker: int, n_workers: int, per_worker: int) -> list[EngagementEvent]:
     """Each worker writes its own ids plus ids shared with the next worker, so duplicates race."""
