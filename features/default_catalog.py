@@ -572,9 +572,13 @@ _BLOCKS: tuple[tuple[Any, ...], ...] = (
 )
 
 
-@lru_cache(maxsize=1)
 def default_catalog() -> tuple[ContentBlock, ...]:
-    """The default catalog as validated content blocks, in catalog order (cached)."""
+    """The default catalog as validated content blocks, in catalog order; fresh copies, safe to modify."""
+    return tuple(b.model_copy() for b in _validated_catalog())
+
+
+@lru_cache(maxsize=1)
+def _validated_catalog() -> tuple[ContentBlock, ...]:
     blocks = []
     for cid, title, fmt, stages, topics, personas, gated, channels, program, extra in _BLOCKS:
         blocks.append(

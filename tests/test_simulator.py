@@ -79,6 +79,23 @@ def test_catalog_blocks_validate_and_customer_stages_carry_customer_programs() -
     assert {"upsell", "cross_sell", "retention"} <= programs
 
 
+def test_catalog_copies_are_independent() -> None:
+    mine = default_catalog()
+    mine[0].active = False
+    assert default_catalog()[0].active
+
+
+def test_nurture_steps_fall_due_every_step_days() -> None:
+    d = (
+        JourneySimulator(n_contacts=120, n_days=30, seed=2, step_days=3)
+        .run(FixedRulePolicy(min_gap_days=1))
+        .decisions
+    )
+    gaps = d.sort_values(["contact", "day"]).groupby("contact", observed=True)["day"].diff().dropna()
+    assert len(gaps) > 0 and (gaps >= 3).all()
+    assert (d["chosen"] != WAIT).any()
+
+
 def test_catalog_has_reminder_pairs_pointing_into_the_catalog() -> None:
     pairs = [(b.content_id, b.alternative_id) for b in CATALOG if b.alternative_id]
     assert pairs and all(alt in IDS for _, alt in pairs)
