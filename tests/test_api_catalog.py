@@ -97,7 +97,7 @@ def test_invalid_blocks_are_422_naming_the_field(
     assert client.get("/v1/content/wp-1", headers=keys.admin).status_code == 404
 
 
-@pytest.mark.parametrize("content_id", ["has space", "a" * 129, "semi;colon"])
+@pytest.mark.parametrize("content_id", ["has space", "a" * 129, "semi;colon", ".hidden"])
 def test_bad_path_ids_are_422(client: TestClient, keys: Keys, content_id: str) -> None:
     response = client.get(f"/v1/content/{content_id}", headers=keys.admin)
     assert response.status_code == 422

@@ -23,8 +23,8 @@ ContentId = Annotated[
     Path(
         min_length=1,
         max_length=128,
-        pattern=r"^[A-Za-z0-9_.:@\-]+$",
-        description="The block's id.",
+        pattern=r"^[A-Za-z0-9_:@\-][A-Za-z0-9_.:@\-]*$",
+        description="The block's id; not starting with a dot (`.` and `..` are not addressable in URLs).",
         examples=["wp-cloud-migration"],
     ),
 ]
