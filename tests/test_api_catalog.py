@@ -102,3 +102,9 @@ def test_bad_path_ids_are_422(client: TestClient, keys: Keys, content_id: str) -
     response = client.get(f"/v1/content/{content_id}", headers=keys.admin)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["path", "content_id"]
+
+
+def test_unknown_query_parameter_is_422_not_ignored(client: TestClient, keys: Keys) -> None:
+    response = client.get("/v1/content", params={"include_inactiv": "true"}, headers=keys.admin)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "include_inactiv"]
