@@ -1,5 +1,4 @@
-"""API keys with scopes: generated once, stored only as salted hashes, compared in constant time, never
-logged.
+"""API keys with scopes: stored only as salted hashes, compared in constant time, never logged.
 
 A key is a high-entropy random token (``rpn_`` + 32 random bytes, URL-safe), so one salted SHA-256 is enough
 to store it safely: there is nothing to brute-force that a slow hash would protect (unlike passwords). The

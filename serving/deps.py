@@ -1,5 +1,4 @@
-"""Dependencies routes declare with ``Annotated`` aliases: settings, stores, and the caller's key with its
-scope.
+"""``Annotated`` dependencies of the routes: settings, stores, and the caller's key with its scope.
 
 Dependencies doing no blocking I/O are ``async`` so they run on the event loop: a sync dependency costs a
 thread-pool hop per request, which dominates the latency of cheap routes.

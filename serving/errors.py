@@ -1,5 +1,4 @@
-"""How the API refuses requests: every refusal is JSON naming the field or the limit, never a 500 for bad
-input.
+"""How the API refuses requests: JSON naming the field or the limit, never a 500 for bad input.
 
 - malformed bodies, parameters and JSON → 422 ``ValidationErrorResponse`` (the field's location and the
   reason);

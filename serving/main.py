@@ -1,5 +1,4 @@
-"""The FastAPI application: ``create_app(settings)`` wires routers, middleware, error handlers and the
-lifespan.
+"""The FastAPI app: ``create_app(settings)`` wires routers, middleware, error handlers and lifespan.
 
 The lifespan opens the stores and the key ring at start and closes them at shutdown; nothing is opened at
 import time, so importing this module is free and several apps can live in one process (tests).

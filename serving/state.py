@@ -1,5 +1,4 @@
-"""What a running app holds between requests: its settings, open stores, accepted keys, metrics, readiness
-checks.
+"""What a running app holds between requests: settings, stores, keys, metrics, readiness checks.
 
 Created by ``serving.main.create_app`` (metrics) and its lifespan (stores, keys); read by ``serving.deps``.
 One object per app, on ``app.state.ripen``, so several apps in one process (tests) share nothing.
