@@ -114,3 +114,32 @@ def _consistent_block(case: schemathesis.Case) -> schemathesis.Case:
             if case.body.get(name) == content_id:
                 case.body[name] = None
     return case
+
+
+def test_every_body_in_the_schema_has_an_example(tmp_path_factory: pytest.TempPathFactory) -> None:
+    app = create_app(Settings(data_dir=tmp_path_factory.mktemp("openapi") / "data"))
+    document = app.openapi()
+    components = document["components"]["schemas"]
+
+    def has_example(schema: dict[str, object]) -> bool:
+        ref = schema.get("$ref")
+        target = components[str(ref).rsplit("/", 1)[1]] if ref else schema
+        return bool(target.get("examples") or target.get("example"))
+
+    missing = []
+    checked = 0
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if body:
+                checked += 1
+                if not has_example(body["schema"]):
+                    missing.append(f"{method.upper()} {path} request")
+            for status, response in operation["responses"].items():
+                content = response.get("content", {}).get("application/json")
+                if content:
+                    checked += 1
+                    if not has_example(content["schema"]):
+                        missing.append(f"{method.upper()} {path} {status}")
+    assert missing == []
+    assert checked >= 30

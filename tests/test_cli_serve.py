@@ -1,0 +1,58 @@
+"""`ripen keys create` and `ripen serve` as an operator runs them: real processes, a real uvicorn server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_answers_with_a_key_made_by_the_cli(tmp_path: Path) -> None:
+    env = {**os.environ, "RIPEN_DATA_DIR": str(tmp_path / "data")}
+    ripen = [sys.executable, "-m", "ripen"]
+    created = subprocess.run(
+        [*ripen, "keys", "create", "--scope", "admin"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("rpn_") and key not in (tmp_path / "data" / "api_keys.json").read_text()
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [*ripen, "--log-level", "INFO", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, "server exited during start"
+            assert time.monotonic() < deadline, "server not ready within 90 s"
+            time.sleep(0.3)
+        assert httpx.get(f"{base}/v1/content", timeout=5).status_code == 401
+        listed = httpx.get(f"{base}/v1/content", headers={"X-API-Key": key}, timeout=5)
+        assert listed.status_code == 200 and listed.json() == {"count": 0, "items": []}
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=30)
+    assert "route=/v1/content" in output and "status=200" in output
+    assert key not in output
