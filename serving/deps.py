@@ -6,9 +6,11 @@ thread-pool hop per request, which dominates the latency of cheap routes.
 ``SettingsDep`` is the app's settings: ``create_app(settings)``, or ``ripen.settings.get_settings()`` (an
 ``lru_cache``) when none are given; tests may still swap any dependency with ``app.dependency_overrides``.
 (``create_app`` does not override ``get_settings`` itself: FastAPI re-analyses an overridden dependency's
-signature on every request, milliseconds each.) Scope checks are dependencies too:
-a route that takes ``EngineKey`` cannot run without a valid key carrying the ``engine`` scope (401 without a
-key, 403 without scope).
+signature on every request, milliseconds each.)
+
+Scope checks are dependencies too: a route taking ``EngineKey`` cannot run without a valid key carrying the
+``engine`` scope (401 without a key, 403 without the scope). New routes use ``EngineKey``, ``SalesKey`` or
+``AdminKey`` the same way.
 """
 
 from __future__ import annotations
