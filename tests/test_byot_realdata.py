@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from ripen.cli import app
@@ -24,6 +27,22 @@ LEAKY_LEAD_COLUMNS = (
     "Last Notable Activity",
 )
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """The CLI's callback configures logging onto CliRunner's temporary stderr; undo that after each test.
+
+    Otherwise later tests in the same process log into a closed stream and fail with "I/O operation on closed
+    file" (``ripen/log_config.py`` binds the stream at configure time).
+    """
+    saved_structlog = structlog.get_config()
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    yield
+    structlog.configure(**saved_structlog)
+    root.handlers[:] = saved_handlers
+    root.setLevel(saved_level)
 
 
 def run_json(*args: str) -> dict:  # type: ignore[type-arg]
