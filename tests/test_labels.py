@@ -30,6 +30,8 @@ EVENTS = events_frame(
         ("b", 50, "status_change", {"status": "sql"}),  # ready on day 50
         ("c", 0, "page_view", None),
         ("c", 5, "status_change", {"status": "mql"}),  # MQL is not SQL
+        ("f", 0, "page_view", None),
+        ("f", 10, "status_change", {"from": "sal", "to": "sql"}),  # the simulator's transition form
         ("d", 0, "purchase", None),
         ("d", 100, "cancellation", None),
         ("e", 10, "page_view", None),
@@ -53,7 +55,9 @@ def by_day(labelled: pd.DataFrame) -> dict[tuple[str, int], int]:
 
 
 def test_readiness_window_and_no_leakage() -> None:
-    s = snaps([("a", 1), ("a", 19.9), ("a", 20), ("a", 25), ("b", 1), ("b", 25), ("c", 1), ("z", 180)])
+    s = snaps(
+        [("a", 1), ("a", 19.9), ("a", 20), ("a", 25), ("b", 1), ("b", 25), ("c", 1), ("f", 2), ("z", 180)]
+    )
     out = label_snapshots(EVENTS, s, "readiness")
     got = by_day(out)
     assert got[("a", 1)] == 1  # outcome 19 days later, inside 30
@@ -62,6 +66,7 @@ def test_readiness_window_and_no_leakage() -> None:
     assert got[("b", 1)] == 0  # SQL on day 50 is outside (1, 31]
     assert got[("b", 25)] == 1
     assert got[("c", 1)] == 0  # MQL does not count
+    assert got[("f", 2)] == 1
     assert ("z", 180) not in got  # window runs past the end of data: label unknown, dropped
 
 
@@ -79,6 +84,12 @@ def test_churn_needs_a_customer_and_looks_ahead_90_days() -> None:
         ("d", 9): 0,
         ("d", 11): 1,
     }  # day 100 is within (11, 101]; e and c never bought
+
+
+def test_microsecond_event_times_join_nanosecond_snapshots() -> None:
+    events = EVENTS.assign(timestamp=EVENTS["timestamp"].astype("datetime64[us, UTC]"))
+    s = snaps([("a", 1), ("b", 25)])
+    assert label_snapshots(events, s, "readiness")["label"].tolist() == [1, 1]
 
 
 def test_labels_ignore_future_features_ordering() -> None:

@@ -34,9 +34,15 @@ def _status(properties: Any) -> str | None:
         except json.JSONDecodeError:
             return None
     if isinstance(properties, dict):
-        status = properties.get("status")
+        # the brief's events say {"status": "sql"}; the simulator's transitions say {"from": ..., "to": "sql"}
+        status = properties.get("status", properties.get("to"))
         return str(status).lower() if status is not None else None
     return None
+
+
+def as_utc_ns(values: pd.Series) -> pd.Series:
+    """UTC timestamps at nanosecond resolution, so frames from different sources (us, ms) join."""
+    return pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]")
 
 
 def _check_events(events: pd.DataFrame) -> pd.DataFrame:
@@ -46,7 +52,7 @@ def _check_events(events: pd.DataFrame) -> pd.DataFrame:
             f"`events` lacks columns {missing}; it needs contact_id, timestamp, type (and properties)"
         )
     out = events[events["contact_id"].notna()].copy()
-    out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True)
+    out["timestamp"] = as_utc_ns(out["timestamp"])
     out["type"] = out["type"].astype(str)
     status = (
         out["properties"].map(_status) if "properties" in out.columns else pd.Series(None, index=out.index)
@@ -94,7 +100,7 @@ def label_snapshots(
     ev = _check_events(events)
     end = pd.Timestamp(data_end) if data_end is not None else ev["timestamp"].max()
     snaps = snapshots.copy()
-    snaps["snapshot_time"] = pd.to_datetime(snaps["snapshot_time"], utc=True)
+    snaps["snapshot_time"] = as_utc_ns(snaps["snapshot_time"])
     snaps = snaps[snaps["snapshot_time"] + horizon <= end]
     outcomes = outcome_events(events, kind)
     first_outcome = _first_per_contact(outcomes)
