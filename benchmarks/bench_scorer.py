@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -45,7 +46,7 @@ def synthetic_contacts(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
         logit -= 0.01 * days if col == "days_since_last_activity" else 0.0
     for col, levels in (("role", 12), ("industry", 20), ("country", 30), ("company_size_band", 6)):
         codes = rng.integers(0, levels, n)
-        data[col] = pd.Categorical.from_codes(codes, [f"{col}_{k}" for k in range(levels)])
+        data[col] = pd.Categorical.from_codes(codes, pd.Index([f"{col}_{k}" for k in range(levels)]))
         logit += rng.normal(0, 0.4, levels)[codes]
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     return pd.DataFrame(data), y
@@ -111,7 +112,7 @@ def simulated_readiness(n_contacts: int, n_days: int, threads: int) -> None:
     frame["snapshot_time"] = snaps["snapshot_time"].to_numpy()
     engagement = [c for c in features.columns if c.endswith("_30d") and "unsubscribe" not in c]
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=tmp)
+        settings = Settings(data_dir=Path(tmp))
         settings.ensure_dirs()
         run = train_and_register(
             frame,
