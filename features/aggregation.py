@@ -29,6 +29,7 @@ from features.decay import (
     decay_rate,
 )
 from features.points import DEFAULT_POINTS, PointsWeights, fit_points
+from features.scan import ScanSpec, scan_to_parquet
 from features.schemas import STAGE_IDS, Channel, ContactProfile, ContentBlock, EventType
 
 EVENT_COLUMNS = ("event_id", "contact_id", "account_id", "timestamp", "type", "content_id", "properties")
@@ -79,24 +80,33 @@ def build_offline_tables(
             _register_events(con, events)
             _register_contents(con, contents)
             _register_profiles(con, profiles)
-            con.execute(_clean_events_sql())
+            con.execute(_clean_events_sql()).fetchall()
             n_events = _scalar(con, "SELECT count(*) FROM ev")
             paths = {
                 "contact": out_dir / CONTACT_ENGAGEMENT_TABLE,
                 "content": out_dir / CONTENT_STATS_TABLE,
                 "account": out_dir / ACCOUNT_ENGAGEMENT_TABLE,
             }
-            queries = {
-                "contact": with_sentinels(contact_engagement_sql(), "contact_id"),
-                "content": with_sentinels(content_stats_sql(), "content_id"),
-                "account": with_sentinels(account_engagement_sql(weights), "account_id"),
-            }
-            for kind, sql in queries.items():
-                con.execute(f"COPY ({sql}) TO '{paths[kind]}' (FORMAT parquet)")
-            counts = {
-                k: _scalar(con, f"SELECT count(*) FROM read_parquet('{p}') WHERE event_timestamp IS NOT NULL")
-                for k, p in paths.items()
-            }
+            contact_keys, account_keys = _keys(con, "contact_id"), _keys(con, "account_id")
+            contact_rows = scan_to_parquet(
+                con.sql(contact_groups_sql()).to_arrow_reader(BATCH_ROWS),
+                "contact_id",
+                contact_scan_spec(),
+                paths["contact"],
+                contact_keys,
+            )
+            account_rows = scan_to_parquet(
+                con.sql(account_groups_sql(weights)).to_arrow_reader(BATCH_ROWS),
+                "account_id",
+                account_scan_spec(weights),
+                paths["account"],
+                account_keys,
+            )
+            content_sql = with_sentinels(content_stats_sql(), "content_id", "content_id IS NOT NULL")
+            con.execute(f"COPY ({content_sql}) TO '{paths['content']}' (FORMAT parquet)").fetchall()
+            content_rows = _scalar(
+                con, f"SELECT count(*) FROM read_parquet('{paths['content']}') WHERE event_timestamp IS NOT NULL"
+            )
         finally:
             con.close()
     return OfflineTables(
@@ -104,13 +114,13 @@ def build_offline_tables(
         content_stats=paths["content"],
         account_engagement=paths["account"],
         events=n_events,
-        contact_rows=counts["contact"],
-        content_rows=counts["content"],
-        account_rows=counts["account"],
+        contact_rows=contact_rows,
+        content_rows=content_rows,
+        account_rows=account_rows,
     )
 
 
-def with_sentinels(sql: str, key: str) -> str:
+def with_sentinels(sql: str, key: str, where: str) -> str:
     """``sql`` plus one row per entity with a null ``event_timestamp`` and null features.
 
     Feast's file offline store drops an entity row from a training set when the entity has feature rows but all
@@ -118,12 +128,12 @@ def with_sentinels(sql: str, key: str) -> str:
     prefers any real match over them, so this sentinel turns "no data yet" into null features instead of a
     missing training row. Materialization filters on the timestamp and never sees the sentinels.
     """
-    return f"SELECT * FROM ({sql}) UNION ALL BY NAME SELECT DISTINCT {key} FROM ({sql}) "
+    return f"SELECT * FROM ({sql}) UNION ALL BY NAME SELECT DISTINCT {key} FROM ev WHERE {where}"
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
-    return int(row[0]) if row else 0
+    rows = con.execute(sql).fetchall()
+    return int(rows[0][0]) if rows else 0
 
 
 def _register_events(con: duckdb.DuckDBPyConnection, events: EventsInput) -> None:
@@ -195,45 +205,52 @@ def _clean_events_sql() -> str:
     """
 
 
-def _decayed(weight_col: str, name: str, key: str, half_life: int) -> str:
-    r = decay_rate(half_life)
-    return f'exp(-{r!r} * (t - a)) * sum({weight_col} * exp({r!r} * (t - a))) OVER w AS "{name}"'
-
-
+BATCH_ROWS = 262_144
 _WINDOW = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
 
 
-def contact_engagement_sql() -> str:
-    """Per contact and event time: decayed counters, last-seen times, totals and consumed content, as of then."""
-    group_cols = [f"sum((type = '{et}')::DOUBLE) AS \"k_{et}\"" for et in EVENT_TYPES]
-    group_cols.append(f'sum(is_returning::DOUBLE) AS "k_{RETURN_VISIT}"')
-    group_cols += [
-        f"sum((type NOT IN {_sql_list(NOT_AFFINITY_TYPES)} AND list_contains(stages, '{s}'))::DOUBLE) AS \"k_stage_{s}\""
+def _keys(con: duckdb.DuckDBPyConnection, key: str) -> pa.Array:
+    sql = f"SELECT DISTINCT {key} FROM ev WHERE {key} IS NOT NULL ORDER BY 1"
+    return con.sql(sql).to_arrow_table().column(0).combine_chunks()
+
+
+def contact_groups_sql() -> str:
+    """Per contact and event time, in (contact, time) order: what the events add to each counter, the touch
+    times, whether it is the contact's first row, and the consumed content so far (a DuckDB list window)."""
+    cols = [f"sum((type = '{et}')::DOUBLE) AS \"k_{et}\"" for et in EVENT_TYPES]
+    cols.append(f"sum(is_returning::DOUBLE) AS \"k_{RETURN_VISIT}\"")
+    not_affinity = _sql_list(NOT_AFFINITY_TYPES)
+    cols += [
+        f"sum((type NOT IN {not_affinity} AND list_contains(stages, '{s}'))::DOUBLE) AS \"k_stage_{s}\""
         for s in STAGE_IDS
     ]
-    group_cols += [
-        f'max(CASE WHEN type IN {_sql_list(types)} THEN t END) AS "g_{name}"'
-        for name, types in LAST_SEEN.items()
-    ]
-    group_cols.append(
-        f"list(DISTINCT content_id) FILTER (WHERE type IN {_sql_list(CONSUMPTION_TYPES)} AND content_id IS NOT NULL)"
-        " AS consumed"
-    )
-    keys = [*EVENT_TYPES, RETURN_VISIT, *(f"stage_{s}" for s in STAGE_IDS)]
-    out_cols = [_decayed(f'"k_{k}"', f"{k}_{h}d", k, h) for k in keys for h in HALF_LIVES_DAYS]
-    out_cols += [f'max("g_{name}") OVER w AS "{name}"' for name in LAST_SEEN]
+    cols += [f"max(CASE WHEN type IN {_sql_list(types)} THEN t END) AS \"g_{n}\"" for n, types in LAST_SEEN.items()]
+    consumption = _sql_list(CONSUMPTION_TYPES)
+    cols.append(f"list(DISTINCT content_id) FILTER (WHERE type IN {consumption} AND content_id IS NOT NULL) AS c")
     return f"""
     WITH g AS (
-        SELECT contact_id, ts, any_value(t) AS t, count(*) AS n, {", ".join(group_cols)}
+        SELECT contact_id, ts, any_value(t) AS t, count(*)::DOUBLE AS n, {", ".join(cols)}
         FROM ev GROUP BY contact_id, ts
-    ), a AS (SELECT *, min(t) OVER (PARTITION BY contact_id) AS a FROM g)
-    SELECT contact_id, ts AS event_timestamp, t AS as_of_ts, a AS first_seen_ts,
-           (sum(n) OVER w)::BIGINT AS events_total,
-           list_sort(list_distinct(flatten(list(coalesce(consumed, []::VARCHAR[])) OVER w))) AS consumed_content_ids,
-           {", ".join(out_cols)}
-    FROM a
+    )
+    SELECT *, ts AS event_timestamp, row_number() OVER w = 1 AS is_first,
+           list_sort(list_distinct(flatten(list(coalesce(c, []::VARCHAR[])) OVER w))) AS consumed_content_ids
+    FROM g
     WINDOW w AS (PARTITION BY contact_id ORDER BY t {_WINDOW})
+    ORDER BY contact_id, t
     """
+
+
+def contact_scan_spec() -> ScanSpec:
+    """Contact engagement outputs: decayed counters, totals, last-seen times, as of each row."""
+    keys = [*EVENT_TYPES, RETURN_VISIT, *(f"stage_{s}" for s in STAGE_IDS)]
+    sums = {f"{k}_{h}d": (f"k_{k}", decay_rate(h)) for k in keys for h in HALF_LIVES_DAYS}
+    return ScanSpec(
+        sums={"events_total": ("n", 0.0), **sums},
+        maxes={name: f"g_{name}" for name in LAST_SEEN},
+        passthrough=("consumed_content_ids",),
+        integers=frozenset({"events_total"}),
+        first_seen="first_seen_ts",
+    )
 
 
 def content_stats_sql() -> str:
@@ -260,32 +277,39 @@ def content_stats_sql() -> str:
     """
 
 
-def account_engagement_sql(weights: PointsWeights = DEFAULT_POINTS) -> str:
-    """Per account and event time: engagement and behaviour points summed over the account's contacts."""
-    points_case = " ".join(
-        f"WHEN type = '{et}' THEN {w!r}" for et, w in weights.behaviour.items() if et in EVENT_TYPES
-    )
+def account_groups_sql(weights: PointsWeights = DEFAULT_POINTS) -> str:
+    """Per account and event time, in (account, time) order: events, engagement, points and new contacts."""
+    points = " ".join(f"WHEN type = '{et}' THEN {w!r}" for et, w in weights.behaviour.items() if et in EVENT_TYPES)
     return_visit = weights.behaviour.get(RETURN_VISIT, 0.0)
-    h_points = weights.half_life_days
     return f"""
     WITH e AS (
         SELECT account_id, contact_id, ts, t,
                (type NOT IN {_sql_list(NOT_AFFINITY_TYPES)})::DOUBLE AS engaged,
-               (CASE {points_case} ELSE 0.0 END) + is_returning::DOUBLE * {return_visit!r} AS pts,
-               (row_number() OVER (PARTITION BY account_id, contact_id ORDER BY t) = 1)::BIGINT AS first_of_contact
+               (CASE {points} ELSE 0.0 END) + is_returning::DOUBLE * {return_visit!r} AS pts,
+               (row_number() OVER (PARTITION BY account_id, contact_id ORDER BY t) = 1)::DOUBLE AS new_contact
         FROM ev WHERE account_id IS NOT NULL
     ), g AS (
-        SELECT account_id, ts, any_value(t) AS t, count(*) AS n, sum(engaged) AS engaged, sum(pts) AS pts,
-               sum(first_of_contact) AS new_contacts
+        SELECT account_id, ts, any_value(t) AS t, count(*)::DOUBLE AS n, sum(engaged) AS engaged,
+               sum(pts) AS pts, sum(new_contact) AS new_contacts
         FROM e GROUP BY account_id, ts
-    ), a AS (SELECT *, min(t) OVER (PARTITION BY account_id) AS a FROM g)
-    SELECT account_id, ts AS event_timestamp, t AS account_as_of_ts,
-           (sum(n) OVER w)::BIGINT AS account_events_total, (sum(new_contacts) OVER w)::BIGINT AS account_contacts,
-           {", ".join(_decayed("engaged", f"account_engagement_{h}d", "engaged", h) for h in HALF_LIVES_DAYS)},
-           {_decayed("pts", "account_points", "pts", h_points)}
-    FROM a
-    WINDOW w AS (PARTITION BY account_id ORDER BY t {_WINDOW})
+    )
+    SELECT *, ts AS event_timestamp, row_number() OVER (PARTITION BY account_id ORDER BY t) = 1 AS is_first
+    FROM g ORDER BY account_id, t
     """
+
+
+def account_scan_spec(weights: PointsWeights = DEFAULT_POINTS) -> ScanSpec:
+    """Account engagement outputs: totals and decayed engagement and points over the account's contacts."""
+    return ScanSpec(
+        sums={
+            "account_events_total": ("n", 0.0),
+            "account_contacts": ("new_contacts", 0.0),
+            **{f"account_engagement_{h}d": ("engaged", decay_rate(h)) for h in HALF_LIVES_DAYS},
+            "account_points": ("pts", decay_rate(weights.half_life_days)),
+        },
+        integers=frozenset({"account_events_total", "account_contacts"}),
+        as_of="account_as_of_ts",
+    )
 
 
 PROFILE_COLUMNS = (
