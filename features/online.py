@@ -9,6 +9,7 @@ the on-demand feature view. A contact without stored features gets the cold-star
 
 from __future__ import annotations
 
+import functools
 import math
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -280,18 +281,40 @@ def decode(raw: bytes | None) -> Any:
     """A serialized Feast ``Value`` proto as a Python value (None when absent or null)."""
     if not raw:
         return None
-    value = ValueProto()
-    value.ParseFromString(raw)
-    kind = value.WhichOneof("val")
-    if kind is None or kind == "null_val":
+    fields = _parse_value(raw).ListFields()
+    if not fields:
         return None
-    decoded = getattr(value, kind)
-    return list(decoded.val) if kind.endswith("_list_val") else decoded
+    descriptor, value = fields[0]
+    name = descriptor.name
+    if name.endswith("_list_val"):
+        return list(value.val)
+    return None if name == "null_val" else value
+
+
+_parse_value = ValueProto.FromString
+
+
+@functools.lru_cache(maxsize=200_000)
+def redis_key(project: str, join_key: str, value: str, version: int) -> bytes:
+    """Feast's Redis hash key of one entity, cached: building it costs more than reading it."""
+    return _redis_key(project, entity_key(join_key, value), version)
 
 
 def entity_key(join_key: str, value: str) -> EntityKeyProto:
     """The Feast entity key of one string join key."""
     return EntityKeyProto(join_keys=[join_key], entity_values=[ValueProto(string_val=value)])
+
+
+_HMGET_MANY = """
+local n = tonumber(ARGV[1])
+local contact_fields = {unpack(ARGV, 2, 1 + n)}
+local content_fields = {unpack(ARGV, 2 + n, #ARGV)}
+local out = {redis.call('HMGET', KEYS[1], unpack(contact_fields))}
+for i = 2, #KEYS do
+    out[i] = redis.call('HMGET', KEYS[i], unpack(content_fields))
+end
+return out
+"""
 
 
 class DirectReader:
@@ -315,6 +338,10 @@ class DirectReader:
                 (name, _mmh3(f"{view}:{name}")) for view, names in CONTACT_VIEWS.items() for name in names
             ]
             self._content_fields = [(name, _mmh3(f"{CONTENT_VIEW}:{name}")) for name in CONTENT_FEATURES]
+            # One server-side script runs every HMGET: one command and one reply instead of 51.
+            self._hmget_many = self._redis.register_script(_HMGET_MANY)
+            self._script_args = [len(self._contact_fields), *(h for _, h in self._contact_fields),
+                                 *(h for _, h in self._content_fields)]
         elif self.kind == "sqlite":
             path = online.path
             self._sqlite = sqlite3.connect(
@@ -331,17 +358,9 @@ class DirectReader:
         return self._read_sqlite(contact_id, content_ids)
 
     def _read_redis(self, contact_id: str, content_ids: Sequence[str]) -> tuple[Row, dict[str, Row]]:
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.hmget(
-            _redis_key(self.project, entity_key("contact_id", contact_id), self.version),
-            [h for _, h in self._contact_fields],
-        )
-        for cid in content_ids:
-            pipe.hmget(
-                _redis_key(self.project, entity_key("content_id", cid), self.version),
-                [h for _, h in self._content_fields],
-            )
-        replies = pipe.execute()
+        keys = [redis_key(self.project, "contact_id", contact_id, self.version)]
+        keys += [redis_key(self.project, "content_id", cid, self.version) for cid in content_ids]
+        replies = self._hmget_many(keys=keys, args=self._script_args)
         contact = {name: decode(raw) for (name, _), raw in zip(self._contact_fields, replies[0], strict=True)}
         contents = {
             cid: {name: decode(raw) for (name, _), raw in zip(self._content_fields, reply, strict=True)}
