@@ -1,6 +1,7 @@
 """Aggregation throughput (events/s) and peak memory of the offline feature tables at 1M and 10M events.
 
-Generates synthetic events in the export schema with numpy/pyarrow (vectorised, seconds even at 10M), writes them
+Generates synthetic events in the export schema with numpy/pyarrow (vectorised, seconds even at 10M), writes
+them
 to Parquet, then runs ``features.aggregation.build_offline_tables`` in a fresh child process so its peak RSS
 (DuckDB included) is measured alone.
 
@@ -17,14 +18,27 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from features.schemas import STAGE_IDS
 
-TYPES = np.array(["page_view", "email_sent", "email_open", "email_click", "content_download", "form_submit",
-                  "webinar_attend", "workshop", "product_usage", "support_ticket"])
+TYPES = np.array(
+    [
+        "page_view",
+        "email_sent",
+        "email_open",
+        "email_click",
+        "content_download",
+        "form_submit",
+        "webinar_attend",
+        "workshop",
+        "product_usage",
+        "support_ticket",
+    ]
+)
 TYPE_P = np.array([0.3, 0.25, 0.15, 0.08, 0.06, 0.04, 0.04, 0.02, 0.04, 0.02])
 
 
@@ -43,40 +57,49 @@ def generate(n: int, path: Path, seed: int = 7) -> None:
     has_content = rng.random(n) < 0.6
     content = _ids("k", rng.integers(0, 500, n))
     returning = (types == "page_view") & (rng.random(n) < 0.5)
-    table = pa.table({
-        "event_id": _ids("e", np.arange(n)),
-        "contact_id": _ids("c", contact),
-        "anonymous_id": pa.nulls(n, pa.string()),
-        "account_id": _ids("a", contact // 10),
-        "timestamp": pa.array(ts, pa.timestamp("us", tz="UTC")),
-        "type": pa.array(types),
-        "content_id": pc.if_else(pa.array(has_content), content, pa.scalar(None, pa.string())),
-        "channel": pa.array(np.where(types == "page_view", "web", "email")),
-        "properties": pa.array(np.where(returning, '{"returning":true}', "{}")),
-    })
+    table = pa.table(
+        {
+            "event_id": _ids("e", np.arange(n)),
+            "contact_id": _ids("c", contact),
+            "anonymous_id": pa.nulls(n, pa.string()),
+            "account_id": _ids("a", contact // 10),
+            "timestamp": pa.array(ts, pa.timestamp("us", tz="UTC")),
+            "type": pa.array(types),
+            "content_id": pc.if_else(pa.array(has_content), content, pa.scalar(None, pa.string())),
+            "channel": pa.array(np.where(types == "page_view", "web", "email")),
+            "properties": pa.array(np.where(returning, '{"returning":true}', "{}")),
+        }
+    )
     pq.write_table(table, path, row_group_size=1_000_000)
 
 
-def contents_frame() -> object:
-    import pandas as pd
+def contents_frame() -> pd.DataFrame:
 
     rng = np.random.default_rng(1)
-    return pd.DataFrame({"content_id": [f"k{i}" for i in range(500)],
-                         "stages": [list(rng.choice(STAGE_IDS, rng.integers(1, 3), replace=False)) for _ in range(500)]})
+    return pd.DataFrame(
+        {
+            "content_id": [f"k{i}" for i in range(500)],
+            "stages": [list(rng.choice(STAGE_IDS, rng.integers(1, 3), replace=False)) for _ in range(500)],
+        }
+    )
 
 
 def _run(path: str, out: str, queue: mp.Queue) -> None:  # type: ignore[type-arg]
     from features.aggregation import build_offline_tables
 
     t0 = time.perf_counter()
-    result = build_offline_tables(Path(path), Path(out), contents=contents_frame(), threads=2, memory_limit="12GB")
+    result = build_offline_tables(
+        Path(path), Path(out), contents=contents_frame(), threads=2, memory_limit="12GB"
+    )
     elapsed = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put((elapsed, peak_mb, result.contact_rows, result.content_rows, result.account_rows))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
@@ -91,9 +114,11 @@ def main() -> None:
             proc.start()
             elapsed, peak_mb, contact_rows, content_rows, account_rows = queue.get()
             proc.join()
-            print(f"events={n:>11,}  generate={gen:6.1f}s  aggregate={elapsed:7.1f}s  "
-                  f"throughput={n / elapsed:>11,.0f} events/s  peak_rss={peak_mb:,.0f} MB  "
-                  f"rows: contact={contact_rows:,} content={content_rows:,} account={account_rows:,}")
+            print(
+                f"events={n:>11,}  generate={gen:6.1f}s  aggregate={elapsed:7.1f}s  "
+                f"throughput={n / elapsed:>11,.0f} events/s  peak_rss={peak_mb:,.0f} MB  "
+                f"rows: contact={contact_rows:,} content={content_rows:,} account={account_rows:,}"
+            )
 
 
 if __name__ == "__main__":

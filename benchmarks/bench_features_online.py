@@ -1,8 +1,10 @@
-"""Online lookup latency p50/p99 for one contact + 50 candidate content blocks, on SQLite and Redis, through the
+"""Online lookup latency p50/p99 for one contact + 50 candidate content blocks, on SQLite and Redis, through
+the
 Feast SDK and through the direct fast path (``features.online.DirectReader``).
 
 Builds a small store (2,000 contacts, 200 content blocks, 100k events), materializes it, then times
-``FeatureStoreService.online_features(contact, 50 content ids, fast=...)`` end to end (read + decay + assembly).
+``FeatureStoreService.online_features(contact, 50 content ids, fast=...)`` end to end (read + decay +
+assembly).
 
     python benchmarks/bench_features_online.py --redis-url redis://127.0.0.1:6379/15 --lookups 2000
 """
@@ -25,25 +27,35 @@ from ripen.settings import Settings
 TYPES = ["page_view", "email_sent", "email_open", "email_click", "content_download", "webinar_attend"]
 
 
-def synthetic(n_events: int, n_contacts: int, n_contents: int, seed: int = 7) -> tuple[pd.DataFrame, list[ContentBlock]]:
+def synthetic(
+    n_events: int, n_contacts: int, n_contents: int, seed: int = 7
+) -> tuple[pd.DataFrame, list[ContentBlock]]:
     rng = np.random.default_rng(seed)
     contents = [
-        ContentBlock(content_id=f"k{i}", title=f"Block {i}", format=ContentFormat.WHITEPAPER,
-                     stages=(str(rng.choice(STAGE_IDS)),))
+        ContentBlock(
+            content_id=f"k{i}",
+            title=f"Block {i}",
+            format=ContentFormat.WHITEPAPER,
+            stages=(str(rng.choice(STAGE_IDS)),),
+        )
         for i in range(n_contents)
     ]
-    ts = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 300 * 86_400, n_events), unit="s")
-    events = pd.DataFrame({
-        "event_id": [f"e{i}" for i in range(n_events)],
-        "contact_id": [f"c{i}" for i in rng.integers(0, n_contacts, n_events)],
-        "anonymous_id": None,
-        "account_id": None,
-        "timestamp": ts,
-        "type": rng.choice(TYPES, n_events),
-        "content_id": [f"k{i}" for i in rng.integers(0, n_contents, n_events)],
-        "channel": "email",
-        "properties": json.dumps({}),
-    })
+    ts = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(
+        rng.integers(0, 300 * 86_400, n_events), unit="s"
+    )
+    events = pd.DataFrame(
+        {
+            "event_id": [f"e{i}" for i in range(n_events)],
+            "contact_id": [f"c{i}" for i in rng.integers(0, n_contacts, n_events)],
+            "anonymous_id": None,
+            "account_id": None,
+            "timestamp": ts,
+            "type": rng.choice(TYPES, n_events),
+            "content_id": [f"k{i}" for i in rng.integers(0, n_contents, n_events)],
+            "channel": "email",
+            "properties": json.dumps({}),
+        }
+    )
     return events, contents
 
 
@@ -64,7 +76,9 @@ def measure(store: FeatureStoreService, fast: bool, lookups: int, n_contacts: in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--lookups", type=int, default=2000)
     parser.add_argument("--sdk-lookups", type=int, default=300)
@@ -83,8 +97,14 @@ def main() -> None:
             store.build_offline(events)
             store.apply()
             store.materialize()
-            print(f"{kind:6s} fast path (direct read): {measure(store, True, args.lookups, n_contacts, n_contents)}")
-            print(f"{kind:6s} Feast SDK:               {measure(store, False, args.sdk_lookups, n_contacts, n_contents)}")
+            n_ct = n_contents
+            print(
+                f"{kind:6s} fast path (direct read): {measure(store, True, args.lookups, n_contacts, n_ct)}"
+            )
+            print(
+                f"{kind:6s} Feast SDK:               "
+                f"{measure(store, False, args.sdk_lookups, n_contacts, n_ct)}"
+            )
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 Each table has one row per entity and distinct event time, holding the features *as of that time*, so Feast's
 point-in-time (as-of) join picks, for a training row at time T, the state after the last event at or before T;
 the on-demand view then decays it to T. The decayed counters use the cumulative-sum form of
-``features.decay``: ``value(t) = exp(-r (t - a)) * sum_{t_i <= t} w_i exp(r (t_i - a))`` with ``a`` the contact's
-first event, which a window ``SUM`` computes in one pass (exact in float64 for histories up to ~19 years at the
+``features.decay``: ``value(t) = exp(-r (t - a)) * sum_{t_i <= t} w_i exp(r (t_i - a))`` with ``a`` the
+contact's
+first event, which a window ``SUM`` computes in one pass (exact in float64 for histories up to ~19 years at
+the
 7-day half-life). Everything runs inside DuckDB over Parquet, out of core, so 10M events fit on 2 cores.
 """
 
@@ -14,6 +16,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 import duckdb
 import pandas as pd
@@ -40,7 +43,7 @@ CONTACT_PROFILE_TABLE = "contact_profile.parquet"
 # A profile without ``updated_at`` is valid from this time on (profile rows never expire).
 PROFILE_EPOCH = pd.Timestamp("2000-01-01", tz="UTC")
 
-EventsInput = str | Path | Sequence[str | Path] | pd.DataFrame | pa.Table
+EventsInput: TypeAlias = str | Path | Sequence[str | Path] | pd.DataFrame | pa.Table
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,8 @@ def build_offline_tables(
     threads: int = 2,
     memory_limit: str = "8GB",
 ) -> OfflineTables:
-    """Aggregate events (Parquet path/glob/list, DataFrame or Arrow table) into the three event feature tables.
+    """Aggregate events (Parquet path/glob/list, DataFrame or Arrow table) into the three event feature
+    tables.
 
     ``contents`` gives each content block's stages (stage affinity); ``profiles`` (``contact_id``,
     ``account_id``) fills a missing event ``account_id``. Duplicated ``event_id`` rows count once.
@@ -105,7 +109,8 @@ def build_offline_tables(
             content_sql = with_sentinels(content_stats_sql(), "content_id", "content_id IS NOT NULL")
             con.execute(f"COPY ({content_sql}) TO '{paths['content']}' (FORMAT parquet)").fetchall()
             content_rows = _scalar(
-                con, f"SELECT count(*) FROM read_parquet('{paths['content']}') WHERE event_timestamp IS NOT NULL"
+                con,
+                f"SELECT count(*) FROM read_parquet('{paths['content']}') WHERE event_timestamp IS NOT NULL",
             )
         finally:
             con.close()
@@ -123,7 +128,8 @@ def build_offline_tables(
 def with_sentinels(sql: str, key: str, where: str) -> str:
     """``sql`` plus one row per entity with a null ``event_timestamp`` and null features.
 
-    Feast's file offline store drops an entity row from a training set when the entity has feature rows but all
+    Feast's file offline store drops an entity row from a training set when the entity has feature rows but
+    all
     of them lie after the row's time (or beyond the TTL). It keeps rows whose source timestamp is null, and
     prefers any real match over them, so this sentinel turns "no data yet" into null features instead of a
     missing training row. Materialization filters on the timestamp and never sees the sentinels.
@@ -193,14 +199,17 @@ def _clean_events_sql() -> str:
     return f"""
     CREATE TEMP TABLE ev AS
     SELECT e.event_id, e.contact_id, coalesce(e.account_id, p.account_id) AS account_id,
-           e.timestamp::TIMESTAMPTZ AS ts, epoch_us(e.timestamp::TIMESTAMPTZ) / 1e6 AS t, e.type, e.content_id,
+           e.timestamp::TIMESTAMPTZ AS ts, epoch_us(e.timestamp::TIMESTAMPTZ) / 1e6 AS t, e.type,
+           e.content_id,
            coalesce(c.stages, []::VARCHAR[]) AS stages,
            (e.type = '{EventType.PAGE_VIEW.value}'
-            AND coalesce(try_cast(json_extract(e.properties, '$.returning') AS BOOLEAN), false)) AS is_returning
+            AND coalesce(try_cast(json_extract(e.properties, '$.returning') AS BOOLEAN), false)) AS
+            is_returning
     FROM (SELECT * FROM raw_events WHERE contact_id IS NOT NULL
           QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY timestamp) = 1) AS e
     LEFT JOIN contents_in AS c ON c.content_id = e.content_id
-    LEFT JOIN (SELECT contact_id, any_value(account_id) AS account_id FROM profiles_in GROUP BY contact_id) AS p
+    LEFT JOIN (SELECT contact_id, any_value(account_id) AS account_id FROM profiles_in GROUP BY contact_id)
+    AS p
            ON p.contact_id = e.contact_id
     """
 
@@ -218,15 +227,19 @@ def contact_groups_sql() -> str:
     """Per contact and event time, in (contact, time) order: what the events add to each counter, the touch
     times, whether it is the contact's first row, and the consumed content so far (a DuckDB list window)."""
     cols = [f"sum((type = '{et}')::DOUBLE) AS \"k_{et}\"" for et in EVENT_TYPES]
-    cols.append(f"sum(is_returning::DOUBLE) AS \"k_{RETURN_VISIT}\"")
+    cols.append(f'sum(is_returning::DOUBLE) AS "k_{RETURN_VISIT}"')
     not_affinity = _sql_list(NOT_AFFINITY_TYPES)
     cols += [
         f"sum((type NOT IN {not_affinity} AND list_contains(stages, '{s}'))::DOUBLE) AS \"k_stage_{s}\""
         for s in STAGE_IDS
     ]
-    cols += [f"max(CASE WHEN type IN {_sql_list(types)} THEN t END) AS \"g_{n}\"" for n, types in LAST_SEEN.items()]
+    cols += [
+        f'max(CASE WHEN type IN {_sql_list(types)} THEN t END) AS "g_{n}"' for n, types in LAST_SEEN.items()
+    ]
     consumption = _sql_list(CONSUMPTION_TYPES)
-    cols.append(f"list(DISTINCT content_id) FILTER (WHERE type IN {consumption} AND content_id IS NOT NULL) AS c")
+    cols.append(
+        f"list(DISTINCT content_id) FILTER (WHERE type IN {consumption} AND content_id IS NOT NULL) AS c"
+    )
     return f"""
     WITH g AS (
         SELECT contact_id, ts, any_value(t) AS t, count(*)::DOUBLE AS n, {", ".join(cols)}
@@ -254,7 +267,8 @@ def contact_scan_spec() -> ScanSpec:
 
 
 def content_stats_sql() -> str:
-    """Per content block and event time: cumulative sends, opens, clicks, downloads and their rates per send."""
+    """Per content block and event time: cumulative sends, opens, clicks, downloads and their rates per
+    send."""
 
     def count(types: Sequence[str]) -> str:
         return f"sum((type IN {_sql_list(types)})::BIGINT)"
@@ -267,8 +281,10 @@ def content_stats_sql() -> str:
                {count(sorted(CONSUMPTION_TYPES))} AS u
         FROM ev WHERE content_id IS NOT NULL GROUP BY content_id, ts
     ), cum AS (
-        SELECT content_id, ts AS event_timestamp, (sum(s) OVER w)::BIGINT AS sends, (sum(o) OVER w)::BIGINT AS opens,
-               (sum(c) OVER w)::BIGINT AS clicks, (sum(d) OVER w)::BIGINT AS downloads, (sum(u) OVER w)::BIGINT AS consumptions
+        SELECT content_id, ts AS event_timestamp, (sum(s) OVER w)::BIGINT AS sends, (sum(o) OVER w)::BIGINT
+        AS opens,
+               (sum(c) OVER w)::BIGINT AS clicks, (sum(d) OVER w)::BIGINT AS downloads, (sum(u) OVER
+               w)::BIGINT AS consumptions
         FROM g WINDOW w AS (PARTITION BY content_id ORDER BY ts {_WINDOW})
     )
     SELECT *, opens / nullif(sends, 0)::DOUBLE AS open_rate, clicks / nullif(sends, 0)::DOUBLE AS click_rate,
@@ -279,7 +295,9 @@ def content_stats_sql() -> str:
 
 def account_groups_sql(weights: PointsWeights = DEFAULT_POINTS) -> str:
     """Per account and event time, in (account, time) order: events, engagement, points and new contacts."""
-    points = " ".join(f"WHEN type = '{et}' THEN {w!r}" for et, w in weights.behaviour.items() if et in EVENT_TYPES)
+    points = " ".join(
+        f"WHEN type = '{et}' THEN {w!r}" for et, w in weights.behaviour.items() if et in EVENT_TYPES
+    )
     return_visit = weights.behaviour.get(RETURN_VISIT, 0.0)
     return f"""
     WITH e AS (
@@ -365,5 +383,6 @@ def profile_table(
         frame[col] = frame[col].astype("boolean")
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
     # Sentinels as in ``with_sentinels``: a training row before the profile's ``updated_at`` keeps its row.
-    sentinels = frame[["contact_id"]].drop_duplicates().assign(event_timestamp=pd.NaT)
+    sentinels = frame[["contact_id"]].drop_duplicates()
+    sentinels["event_timestamp"] = pd.Series(pd.NaT, index=sentinels.index, dtype="datetime64[ns, UTC]")
     return pd.concat([frame, sentinels], ignore_index=True)

@@ -3,9 +3,11 @@
 A counter with half-life ``h`` seen at time ``T`` is ``sum_i w_i * 2 ** (-(T - t_i) / h)`` over the events
 ``t_i <= T``. Engagement fades, so old clicks count less than new ones ("points fade when interest fades").
 
-Every counter of a contact shares one reference time ``as_of`` (the latest event time), so the whole state moves to
+Every counter of a contact shares one reference time ``as_of`` (the latest event time), so the whole state
+moves to
 a request time with one factor per half-life. The batch path (SQL in ``features.aggregation``) and the online
-update here compute the same sums; ``EVENT_COUNTERS`` is the single list of what each event increments, read by
+update here compute the same sums; ``EVENT_COUNTERS`` is the single list of what each event increments, read
+by
 both. Out-of-order events are added with their weight decayed to ``as_of``; duplicates (same ``event_id``) are
 dropped before counting, on both paths.
 """
@@ -58,7 +60,8 @@ def decay_factor(elapsed_seconds: float, half_life_days: float) -> float:
 
 
 def decayed_sum(weights: Sequence[float], times: Sequence[float], at: float, half_life_days: float) -> float:
-    """Batch form: ``sum w_i * 2 ** (-(at - t_i) / h)`` over events with ``t_i <= at`` (times in epoch seconds)."""
+    """Batch form: ``sum w_i * 2 ** (-(at - t_i) / h)`` over events with ``t_i <= at`` (times in epoch
+    seconds)."""
     rate = decay_rate(half_life_days)
     return math.fsum(w * math.exp(-rate * (at - t)) for w, t in zip(weights, times, strict=True) if t <= at)
 
@@ -98,7 +101,8 @@ def increments(event: CounterEvent) -> list[str]:
 class EngagementState:
     """Everything the engagement features of one contact are made of, as of the latest event ``as_of``.
 
-    ``counters`` maps feature names (``counter_columns()``) to their value at ``as_of``; ``last_seen`` maps the
+    ``counters`` maps feature names (``counter_columns()``) to their value at ``as_of``; ``last_seen`` maps
+    the
     ``LAST_SEEN`` names to epoch seconds. ``apply`` is the O(1) online update.
     """
 
@@ -160,7 +164,8 @@ class EngagementState:
 
 
 def dedupe(events: Iterable[CounterEvent]) -> list[CounterEvent]:
-    """The events with repeated ``event_id`` dropped (first one kept), as the event store does on ingestion."""
+    """The events with repeated ``event_id`` dropped (first one kept), as the event store does on
+    ingestion."""
     seen: set[str] = set()
     unique = []
     for event in events:

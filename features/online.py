@@ -4,7 +4,8 @@ Two readers fetch the same stored rows: ``FeastSdkReader`` through ``FeatureStor
 ``DirectReader``, the fast path, which reads Feast's own online tables with precomputed keys (one pipelined
 round trip of ``HMGET`` on Redis, one ``SELECT ... IN`` per table on SQLite) and decodes the protobuf values
 itself. Both hand their rows to ``lookup``, which decays engagement to the request time with the same maths as
-the on-demand feature view. A contact without stored features gets the cold-start vector and ``cold_start=True``.
+the on-demand feature view. A contact without stored features gets the cold-start vector and
+``cold_start=True``.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ Row = dict[str, Any]
 
 @dataclass(frozen=True)
 class ContentStats:
-    """Statistics of one candidate content block; ``known=False`` (all zero) for a block never seen in events."""
+    """Statistics of one candidate content block; ``known=False`` (all zero) for a block never seen in
+    events."""
 
     content_id: str
     known: bool
@@ -117,7 +119,8 @@ class DecisionFeatures:
     content: Mapping[str, ContentStats]
 
     def model_row(self) -> dict[str, Any]:
-        """Flat features with the column names of the feature services (historical retrieval gives the same)."""
+        """Flat features with the column names of the feature services (historical retrieval gives the
+        same)."""
         profile = {k: v for k, v in self.profile.__dict__.items() if k != "consents"}
         profile.update({f"consent_{c}": v for c, v in self.profile.consents.items()})
         return {
@@ -249,9 +252,22 @@ def _profile(row: Row) -> ProfileFeatures:
 def _content(content_id: str, row: Row) -> ContentStats:
     if _num(row.get("sends")) is None and _num(row.get("consumptions")) is None:
         return ContentStats(content_id=content_id, known=False)
-    counts = {n: int(_num(row.get(n)) or 0) for n in CONTENT_STATS}
-    rates = {n: _num(row.get(n)) for n in CONTENT_RATES}
-    return ContentStats(content_id=content_id, known=True, **counts, **rates)
+
+    def count(name: str) -> int:
+        return int(_num(row.get(name)) or 0)
+
+    return ContentStats(
+        content_id=content_id,
+        known=True,
+        sends=count("sends"),
+        opens=count("opens"),
+        clicks=count("clicks"),
+        downloads=count("downloads"),
+        consumptions=count("consumptions"),
+        open_rate=_num(row.get("open_rate")),
+        click_rate=_num(row.get("click_rate")),
+        download_rate=_num(row.get("download_rate")),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- readers
@@ -320,7 +336,8 @@ return out
 class DirectReader:
     """The fast path: reads Feast's online tables directly with precomputed keys and field hashes.
 
-    Built from the store's repo config: Redis (one pipelined round trip for the contact and all content blocks)
+    Built from the store's repo config: Redis (one pipelined round trip for the contact and all content
+    blocks)
     or SQLite (one indexed ``SELECT`` per feature view).
     """
 
@@ -340,8 +357,11 @@ class DirectReader:
             self._content_fields = [(name, _mmh3(f"{CONTENT_VIEW}:{name}")) for name in CONTENT_FEATURES]
             # One server-side script runs every HMGET: one command and one reply instead of 51.
             self._hmget_many = self._redis.register_script(_HMGET_MANY)
-            self._script_args = [len(self._contact_fields), *(h for _, h in self._contact_fields),
-                                 *(h for _, h in self._content_fields)]
+            self._script_args = [
+                len(self._contact_fields),
+                *(h for _, h in self._contact_fields),
+                *(h for _, h in self._content_fields),
+            ]
         elif self.kind == "sqlite":
             path = online.path
             self._sqlite = sqlite3.connect(
@@ -385,7 +405,8 @@ class DirectReader:
         marks = ",".join("?" * len(keys))
         try:
             cursor = self._sqlite.execute(
-                f'SELECT entity_key, feature_name, value FROM "{self.project}_{view}" WHERE entity_key IN ({marks})',
+                f'SELECT entity_key, feature_name, value FROM "{self.project}_{view}" '
+                f"WHERE entity_key IN ({marks})",
                 keys,
             )
         except sqlite3.OperationalError as exc:  # table not created yet: nothing materialized

@@ -1,8 +1,11 @@
 """The classic lead-scoring points score: explicit fit points plus implicit behaviour points that fade.
 
-DESIGN.md gives the behaviour points (visit 5, return visit 5, workshop sign-up 20, webinar 10, newsletter open 5,
-click 10) and the sales alert above 150. Behaviour points are a weighted sum of the decayed per-event-type counters
-of ``features.decay`` at one half-life, so they fade exactly as the counters do and need no state of their own.
+DESIGN.md gives the behaviour points (visit 5, return visit 5, workshop sign-up 20, webinar 10, newsletter
+open 5,
+click 10) and the sales alert above 150. Behaviour points are a weighted sum of the decayed per-event-type
+counters
+of ``features.decay`` at one half-life, so they fade exactly as the counters do and need no state of their
+own.
 This score is the baseline the learned readiness model must beat, and the fallback when no model is trained.
 """
 
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import pandas as pd
 
@@ -146,5 +149,5 @@ def _is_true(value: object) -> bool:
     return value is True or (isinstance(value, int | float) and not pd.isna(value) and bool(value))
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and not pd.isna(value)

@@ -1,7 +1,8 @@
 """Request-time transform shared by the on-demand feature view and the fast lookup path.
 
 Takes a frame with the stored engagement columns (as of ``as_of_ts``), ``fit_points`` and ``request_ts`` and
-returns the counters decayed to ``request_ts``, days since the last touch and first event, and the points score.
+returns the counters decayed to ``request_ts``, days since the last touch and first event, and the points
+score.
 Vectorised with numpy so it costs the same for one row online as per row in a training set.
 """
 

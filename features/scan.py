@@ -2,7 +2,8 @@
 
 DuckDB groups, sorts and windows the events; what it does slowly is dozens of cumulative window sums at once
 (each its own segment tree). This scan does them in one pass with the online recurrence of ``features.decay``
-(``v = v * exp(-r * dt) + k``, reset at each entity's first row; ``r = 0`` gives a plain cumulative sum) and running
+(``v = v * exp(-r * dt) + k``, reset at each entity's first row; ``r = 0`` gives a plain cumulative sum) and
+running
 maxima for last-seen times, carrying its state across record batches so memory stays bounded at any size.
 """
 
@@ -87,7 +88,8 @@ def _floats(batch: pa.RecordBatch, names: list[str]) -> np.ndarray:
 def scan_to_parquet(
     reader: pa.RecordBatchReader, key: str, spec: ScanSpec, path: Path, sentinel_keys: pa.Array
 ) -> int:
-    """Scan ``reader`` (ordered by ``key`` then ``t``; columns ``key``, ``event_timestamp``, ``t``, ``is_first``
+    """Scan ``reader`` (ordered by ``key`` then ``t``; columns ``key``, ``event_timestamp``, ``t``,
+    ``is_first``
     and the spec's inputs) into a Parquet file; then one row per ``sentinel_keys`` entry with a null timestamp
     (see ``features.aggregation.SENTINEL_NOTE``). Returns the number of non-sentinel rows."""
     sum_names = list(spec.sums)
@@ -108,9 +110,19 @@ def scan_to_parquet(
             t = batch.column("t").to_numpy().astype("float64", copy=False)
             is_first = batch.column("is_first").to_numpy(zero_copy_only=False).astype(np.bool_)
             out, out_max, first = _scan_kernel(
-                t, is_first, _floats(batch, sum_inputs), rates, _floats(batch, max_inputs), sums, maxima, clock
+                t,
+                is_first,
+                _floats(batch, sum_inputs),
+                rates,
+                _floats(batch, max_inputs),
+                sums,
+                maxima,
+                clock,
             )
-            arrays: dict[str, pa.Array] = {key: batch.column(key), "event_timestamp": batch.column("event_timestamp")}
+            arrays: dict[str, pa.Array] = {
+                key: batch.column(key),
+                "event_timestamp": batch.column("event_timestamp"),
+            }
             arrays[spec.as_of] = pa.array(t)
             if spec.first_seen:
                 arrays[spec.first_seen] = pa.array(first)
@@ -129,8 +141,10 @@ def scan_to_parquet(
         assert writer is not None  # the empty batch above always opens it
         schema = writer.schema
         sentinels = pa.table(
-            {f.name: sentinel_keys.cast(f.type) if f.name == key else pa.nulls(len(sentinel_keys), f.type)
-             for f in schema},
+            {
+                f.name: sentinel_keys.cast(f.type) if f.name == key else pa.nulls(len(sentinel_keys), f.type)
+                for f in schema
+            },
             schema=schema,
         )
         writer.write_table(sentinels)

@@ -1,8 +1,11 @@
-"""A thin layer over ``feast.FeatureStore`` for ripen: config per profile, apply, materialize, retrieve, ingest.
+"""A thin layer over ``feast.FeatureStore`` for ripen: config per profile, apply, materialize, retrieve,
+ingest.
 
-``FeatureStoreService(settings)`` writes ``feature_store.yaml`` into ``Settings.feature_repo_dir`` (SQLite online
+``FeatureStoreService(settings)`` writes ``feature_store.yaml`` into ``Settings.feature_repo_dir`` (SQLite
+online
 store in the embedded profile, Redis in production, the file offline store over Parquet in
-``Settings.offline_dir``) and opens Feast on it. Offline tables come from ``features.aggregation``; ingestion-time
+``Settings.offline_dir``) and opens Feast on it. Offline tables come from ``features.aggregation``;
+ingestion-time
 updates (``apply_events``) fold new events into the contacts' online state with the O(1) update of
 ``features.decay`` and write it back, so a lookup right after ingestion sees them.
 """
@@ -10,7 +13,7 @@ updates (``apply_events``) fold new events into the contacts' online state with 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,7 +148,8 @@ class FeatureStoreService:
         return path
 
     def apply(self) -> None:
-        """Register entities, views and services with Feast (idempotent). Needs the offline tables to exist."""
+        """Register entities, views and services with Feast (idempotent). Needs the offline tables to
+        exist."""
         self.feast.apply(definitions())
         log.info("feature_repo_applied", project=PROJECT, online_store=self.settings.online_store)
 
@@ -204,7 +208,8 @@ class FeatureStoreService:
         start: datetime | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> MaterializeReport:
-        """Load the latest offline row per entity (in ``[start, end]``) into the online store, view by view."""
+        """Load the latest offline row per entity (in ``[start, end]``) into the online store, view by
+        view."""
         end = end or datetime.now(UTC)
         start = start or datetime(1970, 1, 2, tzinfo=UTC)
         names = tuple(fv.name for fv in self.feast.list_feature_views())
@@ -218,7 +223,8 @@ class FeatureStoreService:
     def historical_features(self, entity_df: pd.DataFrame, service_name: str) -> pd.DataFrame:
         """Point-in-time correct features of a feature service for ``(contact_id, event_timestamp)`` rows.
 
-        Each row sees only events at or before its ``event_timestamp`` (Feast's as-of join), decayed to that time
+        Each row sees only events at or before its ``event_timestamp`` (Feast's as-of join), decayed to that
+        time
         (``request_ts`` is derived from it). ``sales_explanation_v1`` also needs ``account_id``.
         """
         if service_name not in FEATURE_SERVICES:
@@ -237,7 +243,8 @@ class FeatureStoreService:
         frame["request_ts"] = frame["event_timestamp"].map(lambda t: t.value / 1e9)
         service = self.feast.get_feature_service(service_name)
         result = self.feast.get_historical_features(entity_df=frame, features=service).to_df()
-        # Feast also returns the on-demand view's inputs (raw as-of counters); keep only what the service declares.
+        # Feast also returns the on-demand view's inputs (raw as-of counters); keep only what the service
+        # declares.
         declared = [f.name for p in service.feature_view_projections for f in p.features]
         keep = [*entity_df.columns, "request_ts", *(n for n in declared if n not in entity_df.columns)]
         return result[[c for c in dict.fromkeys(keep) if c in result.columns]]
@@ -248,8 +255,10 @@ class FeatureStoreService:
     ) -> DecisionFeatures:
         """Everything one decision needs for one contact and its candidate blocks, decayed to ``at`` (now).
 
-        ``fast=True`` reads Feast's online tables directly (``features.online.DirectReader``); ``fast=False`` goes
-        through the Feast SDK. Both give the same ``DecisionFeatures``; an unknown contact gets ``cold_start``.
+        ``fast=True`` reads Feast's online tables directly (``features.online.DirectReader``); ``fast=False``
+        goes
+        through the Feast SDK. Both give the same ``DecisionFeatures``; an unknown contact gets
+        ``cold_start``.
         """
         if fast:
             if self._direct is None:
@@ -272,7 +281,8 @@ class FeatureStoreService:
     def apply_events(self, events: pd.DataFrame | Sequence[EngagementEvent]) -> int:
         """Fold newly stored events into the online features of their contacts and content blocks.
 
-        Call it with events the event store accepted as new (it is idempotent by ``event_id``); duplicates within
+        Call it with events the event store accepted as new (it is idempotent by ``event_id``); duplicates
+        within
         the batch count once. Returns the number of contacts updated.
         """
         frame = events_frame(events)
@@ -281,8 +291,8 @@ class FeatureStoreService:
             return 0
         stages = self.content_stages()
         by_contact: dict[str, list[CounterEvent]] = {}
-        for row in frame.itertuples(index=False):
-            by_contact.setdefault(str(row.contact_id), []).append(counter_event(row._asdict(), stages))
+        for record in frame.to_dict("records"):
+            by_contact.setdefault(str(record["contact_id"]), []).append(counter_event(record, stages))
         states = self.read_engagement_states(list(by_contact))
         rows = []
         for contact_id, contact_events in by_contact.items():
@@ -361,8 +371,9 @@ def events_frame(events: pd.DataFrame | Sequence[EngagementEvent]) -> pd.DataFra
     )
 
 
-def counter_event(row: dict[str, Any], stages: dict[str, tuple[str, ...]]) -> CounterEvent:
-    """One export row as the counters see it (epoch seconds with microsecond precision, as DuckDB reads them)."""
+def counter_event(row: Mapping[Any, Any], stages: dict[str, tuple[str, ...]]) -> CounterEvent:
+    """One export row as the counters see it (epoch seconds with microsecond precision, as DuckDB reads
+    them)."""
     ts = pd.Timestamp(row["timestamp"])
     content_id = row.get("content_id")
     content_id = None if content_id is None or pd.isna(content_id) else str(content_id)

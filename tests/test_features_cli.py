@@ -20,8 +20,20 @@ def test_materialize_then_show_a_contact(tmp_path: Path) -> None:
     profiles.write_text('{"contact_id": "c1", "seniority": "vp", "budget": true}\n')
     data_dir = ["--data-dir", str(tmp_path / "data")]
     runner = CliRunner()
-    result = runner.invoke(app, ["features", "materialize", "--events", str(events), "--catalog", str(catalog),
-                                 "--profiles", str(profiles), *data_dir])
+    result = runner.invoke(
+        app,
+        [
+            "features",
+            "materialize",
+            "--events",
+            str(events),
+            "--catalog",
+            str(catalog),
+            "--profiles",
+            str(profiles),
+            *data_dir,
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "200 events" in result.output
     shown = runner.invoke(app, ["features", "show", "c1", "--content", "k1,k2", *data_dir])

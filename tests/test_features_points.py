@@ -17,8 +17,10 @@ from features.schemas import ContactProfile
 
 
 def test_design_weights_for_one_of_each_touch() -> None:
-    counters = {f"{t}_30d": 1.0 for t in ("page_view", "return_visit", "workshop", "webinar_attend",
-                                          "email_open", "email_click")}
+    counters = {
+        f"{t}_30d": 1.0
+        for t in ("page_view", "return_visit", "workshop", "webinar_attend", "email_open", "email_click")
+    }
     assert behaviour_points(counters) == 5 + 5 + 20 + 10 + 5 + 10
 
 
@@ -29,8 +31,15 @@ def test_points_fade_with_the_counters() -> None:
 
 
 def test_fit_points_from_profile_and_sales_alert() -> None:
-    profile = ContactProfile(contact_id="c1", seniority="Director", budget=True, authority=True, need=True,
-                             timeline_months=2, company_size=5000)
+    profile = ContactProfile(
+        contact_id="c1",
+        seniority="Director",
+        budget=True,
+        authority=True,
+        need=True,
+        timeline_months=2,
+        company_size=5000,
+    )
     assert fit_points(profile) == 15 + 10 + 15 + 10 + 15 + 10
     below = points_score(profile, {"email_click_30d": 7.0})
     above = points_score(profile, {"email_click_30d": 8.0})

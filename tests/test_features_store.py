@@ -1,4 +1,5 @@
-"""The Feast feature store end to end: apply, materialize, point-in-time training sets, fresh online lookups."""
+"""The Feast feature store end to end: apply, materialize, point-in-time training sets, fresh online
+lookups."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from tests.features_factory import CONTENTS, random_events
 
 STAGES = {b.content_id: b.stages for b in CONTENTS}
 PROFILES = [
-    ContactProfile(contact_id="c0", account_id="a0", seniority="VP", budget=True, need=True, company_size=500),
+    ContactProfile(
+        contact_id="c0", account_id="a0", seniority="VP", budget=True, need=True, company_size=500
+    ),
     ContactProfile(contact_id="c1", account_id="a1", lead_status="mql", lifecycle_stage="information"),
 ]
 
@@ -38,7 +41,9 @@ def events() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def sqlite_store(tmp_path_factory: pytest.TempPathFactory, events: pd.DataFrame) -> Iterator[FeatureStoreService]:
+def sqlite_store(
+    tmp_path_factory: pytest.TempPathFactory, events: pd.DataFrame
+) -> Iterator[FeatureStoreService]:
     root: Path = tmp_path_factory.mktemp("features")
     settings = Settings(data_dir=root / "data", datasets_dir=datasets_root())
     settings.ensure_dirs()
@@ -70,7 +75,9 @@ def test_training_rows_see_no_event_after_their_timestamp(
 
 
 def test_a_row_before_any_event_gets_no_engagement(sqlite_store: FeatureStoreService) -> None:
-    entity_df = pd.DataFrame({"contact_id": ["c1"], "event_timestamp": [pd.Timestamp("2025-12-01", tz="UTC")]})
+    entity_df = pd.DataFrame(
+        {"contact_id": ["c1"], "event_timestamp": [pd.Timestamp("2025-12-01", tz="UTC")]}
+    )
     row = sqlite_store.historical_features(entity_df, "readiness_v1").iloc[0]
     assert pd.isna(row["events_total"])
     assert row["email_click_7d_now"] == 0.0
@@ -82,8 +89,14 @@ def test_online_lookup_matches_the_training_row_at_the_same_time(sqlite_store: F
     entity_df = pd.DataFrame({"contact_id": ["c0"], "event_timestamp": [pd.Timestamp(at)]})
     training = sqlite_store.historical_features(entity_df, "readiness_v1").iloc[0]
     online = sqlite_store.online_features("c0", [], at=at).model_row()
-    for name in ("email_open_30d_now", "stage_information_7d_now", "points_score_now", "days_since_last_touch",
-                 "fit_points", "events_total"):
+    for name in (
+        "email_open_30d_now",
+        "stage_information_7d_now",
+        "points_score_now",
+        "days_since_last_touch",
+        "fit_points",
+        "events_total",
+    ):
         assert online[name] == pytest.approx(training[name], rel=1e-9), name
     assert online["sales_alert"] == bool(training["sales_alert"])
     assert online["seniority"] == training["seniority"] == "VP"
@@ -118,10 +131,16 @@ def test_known_contact_is_not_cold(sqlite_store: FeatureStoreService) -> None:
     "entity_df, service, match",
     [
         (pd.DataFrame({"contact_id": ["c1"]}), "readiness_v1", r"missing columns \['event_timestamp'\]"),
-        (pd.DataFrame({"contact_id": ["c1"], "event_timestamp": [pd.Timestamp("2026-01-01", tz="UTC")]}),
-         "readiness_v9", "service_name must be one of"),
-        (pd.DataFrame({"contact_id": ["c1"], "event_timestamp": [pd.Timestamp("2026-01-01", tz="UTC")]}),
-         "sales_explanation_v1", r"missing columns \['account_id'\]"),
+        (
+            pd.DataFrame({"contact_id": ["c1"], "event_timestamp": [pd.Timestamp("2026-01-01", tz="UTC")]}),
+            "readiness_v9",
+            "service_name must be one of",
+        ),
+        (
+            pd.DataFrame({"contact_id": ["c1"], "event_timestamp": [pd.Timestamp("2026-01-01", tz="UTC")]}),
+            "sales_explanation_v1",
+            r"missing columns \['account_id'\]",
+        ),
     ],
 )
 def test_bad_training_requests_name_the_problem(
@@ -136,13 +155,26 @@ def ingest_and_check(store: FeatureStoreService) -> None:
     before = store.online_features("c3", ["k3"])
     now = datetime.now(UTC)
     events = [
-        EngagementEvent(event_id="fresh-1", contact_id="c3", timestamp=now, type=EventType.CONTENT_DOWNLOAD,
-                        content_id="k3"),
-        EngagementEvent(event_id="fresh-1", contact_id="c3", timestamp=now, type=EventType.CONTENT_DOWNLOAD,
-                        content_id="k3"),  # duplicate in the batch: counted once
-        EngagementEvent(event_id="fresh-2", contact_id="c3", timestamp=now, type=EventType.EMAIL_CLICK,
-                        content_id="k3"),
-        EngagementEvent(event_id="fresh-3", contact_id="new-contact", timestamp=now, type=EventType.PAGE_VIEW),
+        EngagementEvent(
+            event_id="fresh-1",
+            contact_id="c3",
+            timestamp=now,
+            type=EventType.CONTENT_DOWNLOAD,
+            content_id="k3",
+        ),
+        EngagementEvent(
+            event_id="fresh-1",
+            contact_id="c3",
+            timestamp=now,
+            type=EventType.CONTENT_DOWNLOAD,
+            content_id="k3",
+        ),  # duplicate in the batch: counted once
+        EngagementEvent(
+            event_id="fresh-2", contact_id="c3", timestamp=now, type=EventType.EMAIL_CLICK, content_id="k3"
+        ),
+        EngagementEvent(
+            event_id="fresh-3", contact_id="new-contact", timestamp=now, type=EventType.PAGE_VIEW
+        ),
     ]
     assert store.apply_events(events) == 2
     for fast in (True, False):
@@ -159,9 +191,7 @@ def ingest_and_check(store: FeatureStoreService) -> None:
         assert not newcomer.cold_start and newcomer.events_total == 1
 
 
-def test_ingested_events_show_up_in_the_next_sqlite_lookup(
-    tmp_path: Path, events: pd.DataFrame
-) -> None:
+def test_ingested_events_show_up_in_the_next_sqlite_lookup(tmp_path: Path, events: pd.DataFrame) -> None:
     settings = Settings(data_dir=tmp_path / "data", datasets_dir=datasets_root())
     ingest_and_check(build_store(settings, events))
 
@@ -170,8 +200,9 @@ def test_ingested_events_show_up_in_the_next_sqlite_lookup(
 def test_redis_online_store_serves_materialized_and_fresh_features(
     tmp_path: Path, redis_url: str, events: pd.DataFrame
 ) -> None:
-    settings = Settings(data_dir=tmp_path / "data", datasets_dir=datasets_root(), profile="production",
-                        redis_url=redis_url)
+    settings = Settings(
+        data_dir=tmp_path / "data", datasets_dir=datasets_root(), profile="production", redis_url=redis_url
+    )
     assert settings.online_store == "redis"
     store = build_store(settings, events)
     at = datetime(2026, 4, 1, tzinfo=UTC)

@@ -1,6 +1,7 @@
 """ripen's Feast feature repository: entities, sources, feature views, on-demand views and feature services.
 
-``features.store.FeatureStoreService`` writes ``feature_store.yaml`` for the active profile next to the data and
+``features.store.FeatureStoreService`` writes ``feature_store.yaml`` for the active profile next to the data
+and
 applies ``definitions()``; the sources name their Parquet tables relative to that repository folder.
 """
 

@@ -1,6 +1,7 @@
 """Offline sources: the Parquet tables ``features.aggregation`` writes, and the request-time values.
 
-Paths are relative to the generated repository folder (``Settings.feature_repo_dir``); Feast resolves them against
+Paths are relative to the generated repository folder (``Settings.feature_repo_dir``); Feast resolves them
+against
 its ``repo_path``, and the tables live beside it in ``Settings.offline_dir``.
 """
 

@@ -1,4 +1,5 @@
-"""Feature services: one versioned definition per consumer of what its model sees, for training and serving."""
+"""Feature services: one versioned definition per consumer of what its model sees, for training and
+serving."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Feature views: contact engagement, stage affinity, contact profile, content statistics, account engagement.
 
-Counters are stored as of the row's event time (``as_of_ts``); ``on_demand.engagement_now_odfv`` decays them to
+Counters are stored as of the row's event time (``as_of_ts``); ``on_demand.engagement_now_odfv`` decays them
+to
 the request time. TTLs bound how far back the as-of join looks: two years for behaviour, none for profiles (a
 profile stays true until it changes).
 """
@@ -34,7 +35,7 @@ def _counter_field(name: str) -> Field:
     return Field(
         name=name,
         dtype=Float64,
-        description=f"'{key}' events, exponentially decayed with a {half_life[:-1]}-day half-life, as of as_of_ts.",
+        description=f"'{key}' events decayed with a {half_life[:-1]}-day half-life, as of as_of_ts.",
     )
 
 
@@ -52,7 +53,7 @@ contact_engagement_fv = FeatureView(
         Field(
             name="consumed_content_ids",
             dtype=Array(String),
-            description="Content blocks the contact consumed (click, download, attend, view), sorted: never repeat.",
+            description="Content blocks consumed (click, download, attend, view), sorted: never offer again.",
         ),
         *(
             Field(name=n, dtype=Float64, description=f"Latest {n[5:-3].replace('_', ' ')}, epoch seconds.")
@@ -122,7 +123,7 @@ content_stats_fv = FeatureView(
     ttl=BEHAVIOUR_TTL,
     source=content_stats_source,
     online=True,
-    description="How a content block performs: cumulative sends, opens, clicks, downloads and rates per send.",
+    description="How a content block performs: cumulative sends, opens, clicks, downloads, rates per send.",
     schema=[
         *(Field(name=n, dtype=Int64, description=f"Cumulative {n} of this block.") for n in CONTENT_STATS),
         *(

@@ -1,7 +1,10 @@
-"""On-demand feature view: engagement decayed to the request time, days since the last touch, the points score.
+"""On-demand feature view: engagement decayed to the request time, days since the last touch, the points
+score.
 
-Stored counters are as of the contact's latest event; a decision (or a training row) at ``request_ts`` sees them
-multiplied by ``2 ** (-(request_ts - as_of_ts) / h)``, the same maths as ``features.decay``. The same transform
+Stored counters are as of the contact's latest event; a decision (or a training row) at ``request_ts`` sees
+them
+multiplied by ``2 ** (-(request_ts - as_of_ts) / h)``, the same maths as ``features.decay``. The same
+transform
 runs on the online lookup and on historical retrieval, so training and serving see identical features.
 """
 

@@ -1,4 +1,5 @@
-"""`ripen features ...`: build the offline feature tables, materialize them online, show one contact's features."""
+"""`ripen features ...`: build the offline feature tables, materialize them online, show one contact's
+features."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ if TYPE_CHECKING:
     from features.schemas import ContactProfile, ContentBlock
     from ripen.settings import Settings
 
-features_app = typer.Typer(help="Feature store: offline tables, materialization, lookups.", no_args_is_help=True)
+features_app = typer.Typer(
+    help="Feature store: offline tables, materialization, lookups.", no_args_is_help=True
+)
 
 DataDirOpt = Annotated[
     Path | None, typer.Option("--data-dir", help="Data directory of embedded stores (overrides settings).")
@@ -39,11 +42,14 @@ def _load_catalog(path: Path) -> list[ContentBlock]:
 
 
 def _load_profiles(path: Path) -> list[ContactProfile]:
-    """Profiles from JSON lines, or Parquet whose columns are profile fields (``consent_<channel>`` flattened)."""
+    """Profiles from JSON lines, or Parquet whose columns are profile fields (``consent_<channel>``
+    flattened)."""
     from features.schemas import Channel, ContactProfile
 
     if path.suffix == ".jsonl":
-        return [ContactProfile.model_validate_json(line) for line in path.read_text().splitlines() if line.strip()]
+        return [
+            ContactProfile.model_validate_json(line) for line in path.read_text().splitlines() if line.strip()
+        ]
     import pandas as pd
 
     profiles = []
@@ -92,7 +98,9 @@ def materialize(
     settings = _settings(data_dir)
     store = FeatureStoreService(settings)
     console = Console(stderr=True)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+    ) as bar:
         step = bar.add_task("reading catalog and profiles", total=None)
         if catalog is not None:
             store.write_contents(_load_catalog(catalog))
@@ -104,9 +112,12 @@ def materialize(
         views = store.feast.list_feature_views()
         task = bar.add_task("materializing", total=len(views))
         bar.update(step, description="materializing")
-        store.materialize(progress=lambda name: bar.update(task, advance=1, description=f"materialized {name}"))
+        store.materialize(
+            progress=lambda name: bar.update(task, advance=1, description=f"materialized {name}")
+        )
     typer.echo(
-        f"{tables.events:,} events -> {tables.contact_rows:,} contact rows, {tables.content_rows:,} content rows, "
+        f"{tables.events:,} events -> {tables.contact_rows:,} contact rows, "
+        f"{tables.content_rows:,} content rows, "
         f"{tables.account_rows:,} account rows; online store: {settings.online_store}"
     )
 
@@ -115,7 +126,9 @@ def materialize(
 def show(
     contact_id: Annotated[str, typer.Argument(help="Contact to look up.")],
     content: Annotated[str, typer.Option("--content", help="Comma-separated candidate content ids.")] = "",
-    sdk: Annotated[bool, typer.Option("--sdk", help="Read through the Feast SDK instead of the fast path.")] = False,
+    sdk: Annotated[
+        bool, typer.Option("--sdk", help="Read through the Feast SDK instead of the fast path.")
+    ] = False,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Print the decision features of one contact (decayed to now) as JSON."""
