@@ -228,3 +228,15 @@ def test_redis_url_becomes_feast_connection_string(url: str, expected: str) -> N
 def test_non_redis_url_is_rejected() -> None:
     with pytest.raises(ValueError, match="redis_url must start with redis://"):
         redis_connection_string("http://cache:6379")
+
+
+def test_sales_explanation_joins_the_account_point_in_time(
+    sqlite_store: FeatureStoreService, events: pd.DataFrame
+) -> None:
+    at = pd.Timestamp("2026-02-15", tz="UTC")
+    entity_df = pd.DataFrame({"contact_id": ["c0"], "account_id": ["a1"], "event_timestamp": [at]})
+    row = sqlite_store.historical_features(entity_df, "sales_explanation_v1").iloc[0]
+    account_events = events[(events["account_id"] == "a1") & (events["timestamp"] <= at)]
+    assert row["account_events_total"] == len(account_events)
+    assert row["account_contacts"] == account_events["contact_id"].nunique()
+    assert row["consumed_content_ids"] is not None
