@@ -10,7 +10,7 @@ come from the same rule functions, so the two paths cannot drift apart in what t
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -42,6 +42,15 @@ class CandidateArrays:
     has_alternative: np.ndarray
     retention: np.ndarray
     index: dict[str, int]
+    with_prerequisite: tuple[int, ...]
+    exclusions: dict[tuple[int, int, str, bool, Channel], Exclusion] = field(
+        default_factory=dict, compare=False
+    )
+    """Exclusions already built per (rule code, candidate, stage, consumed, channel), shared across calls of
+    the same config (the arrays are built for one config)."""
+    _supports: dict[tuple[int, int, str, bool, Channel], np.ndarray] = field(
+        default_factory=dict, compare=False
+    )
 
     @classmethod
     def build(cls, candidates: Sequence[Candidate], config: GuardrailConfig) -> CandidateArrays:
@@ -60,10 +69,17 @@ class CandidateArrays:
             has_alternative=np.array([c.alternative_id is not None for c in candidates], dtype=bool),
             retention=np.array([c.program in config.retention_programs for c in candidates], dtype=bool),
             index={c.content_id: j for j, c in enumerate(candidates)},
+            with_prerequisite=tuple(j for j, c in enumerate(candidates) if c.prerequisite_id is not None),
         )
 
     def supports(self, channel: Channel) -> np.ndarray:
-        return np.array([channel in c.channels for c in self.candidates], dtype=bool)
+        """Which candidates are available on ``channel``, shape (n_candidates,) (memoised per channel)."""
+        key = (-1, -1, "", False, channel)
+        cached = self._supports.get(key)
+        if cached is None:
+            cached = np.array([channel in c.channels for c in self.candidates], dtype=bool)
+            self._supports[key] = cached
+        return cached
 
 
 def _membership(
@@ -108,9 +124,9 @@ def exclusion_codes(
         else np.zeros((n, k), bool)
     )
     prereq = np.zeros((n, k), dtype=bool)
-    for j, cand in enumerate(arrays.candidates):
-        if cand.prerequisite_id is not None:
-            prereq[:, j] = [cand.prerequisite_id not in c.consumed_ids for c in contexts]
+    for j in arrays.with_prerequisite:
+        needed = arrays.candidates[j].prerequisite_id
+        prereq[:, j] = [needed not in c.consumed_ids for c in contexts]
     fires = (
         np.broadcast_to(~arrays.active, (n, k)),
         caller,
@@ -179,13 +195,11 @@ def guardrails_batch(
         sub_excluded = [excluded_ids[i] for i in open_rows] if excluded_ids is not None else None
         codes = exclusion_codes(sub, arrays, channel=channel, config=config, excluded_ids=sub_excluded)
         mask[open_rows] = codes == 0
-        cache: ExclusionCache = {}
         for r, i in enumerate(open_rows):
-            outcomes[i] = _outcome(contexts[i], codes[r], arrays, channel, config, sub_excluded, r, cache)
+            outcomes[i] = _outcome(contexts[i], codes[r], arrays, channel, config, sub_excluded, r)
     return [o for o in outcomes if o is not None], mask
 
 
-ExclusionCache = dict[tuple[int, int, str, bool], Exclusion]
 _NO_REPEATS_CODE = 1 + CANDIDATE_RULES.index(no_repeats)
 
 
@@ -197,7 +211,6 @@ def _outcome(
     config: GuardrailConfig,
     excluded_ids: Sequence[Collection[str]] | None,
     row: int,
-    cache: ExclusionCache,
 ) -> GuardrailOutcome:
     """One contact's outcome from its codes.
 
@@ -217,8 +230,8 @@ def _outcome(
             retention_dropped.append(Exclusion(cand_id, ExclusionReason.RETENTION_FIRST, detail))
             continue
         consumed = code == _NO_REPEATS_CODE and arrays.candidates[j].content_id in ctx.consumed_ids
-        key = (code, j, ctx.stage, consumed)
-        exclusion = cache.get(key)
+        key = (code, j, ctx.stage, consumed, channel)
+        exclusion = arrays.exclusions.get(key)
         if exclusion is None:
             if inputs is None:
                 inputs = RuleInputs(
@@ -229,7 +242,7 @@ def _outcome(
                 raise RuntimeError(
                     f"rule {CANDIDATE_RULES[code - 1].__name__} did not fire for candidate {j}"
                 )
-            cache[key] = exclusion
+            arrays.exclusions[key] = exclusion
         exclusions.append(exclusion)
     exclusions.extend(retention_dropped)
     eligible = tuple(arrays.candidates[j] for j in map(int, np.flatnonzero(codes == 0)))

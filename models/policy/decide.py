@@ -26,7 +26,7 @@ from models.context import (
 )
 from models.guardrails_batch import CandidateArrays, guardrails_batch
 from models.policy.base import ContentPolicy, decision_uniforms
-from models.policy.encoding import encode_candidates, encode_contexts, metadata_prior
+from models.policy.encoding import CatalogPrior, encode_candidates, encode_contexts, metadata_prior
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class PreparedCatalog:
     candidates: tuple[Candidate, ...]
     arrays: CandidateArrays
     action_features: np.ndarray
+    prior: CatalogPrior
     config: GuardrailConfig
 
 
@@ -48,6 +49,7 @@ def prepare_catalog(
         candidates=tuple(candidates),
         arrays=CandidateArrays.build(candidates, config),
         action_features=encode_candidates(candidates, config.taxonomy),
+        prior=CatalogPrior.build(candidates, config.taxonomy),
         config=config,
     )
 
@@ -98,7 +100,7 @@ def decide(
             encode_contexts(rows_ctx, config.taxonomy),
             catalog.action_features,
             eligible[content_rows],
-            metadata_prior(rows_ctx, candidate_list, config.taxonomy),
+            metadata_prior(rows_ctx, catalog.prior),
             n_slots=n_slots,
             uniforms=decision_uniforms([ids[i] for i in content_rows], seed),
         )

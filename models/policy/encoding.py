@@ -9,6 +9,7 @@ still gets a score.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -92,9 +93,35 @@ def encode_candidates(
     return out
 
 
+@dataclass(frozen=True)
+class CatalogPrior:
+    """The candidate side of the cold-start prior, computed once per catalog.
+
+    stage_fit: shape (n_stages, n_candidates), 1 where a block fits a stage; base: shape (n_candidates,),
+    the persona-independent part (0.1 for every-persona blocks plus specificity).
+    """
+
+    stage_fit: np.ndarray
+    base: np.ndarray
+    personas: tuple[tuple[str, ...], ...]
+    position: dict[str, int]
+
+    @classmethod
+    def build(
+        cls, candidates: Sequence[Candidate], taxonomy: StageTaxonomy = DEFAULT_TAXONOMY
+    ) -> CatalogPrior:
+        position = _positions(taxonomy)
+        fits = np.zeros((len(position), len(candidates)))
+        for j, cand in enumerate(candidates):
+            fits[[_stage(position, s) for s in cand.stages], j] = 1.0
+        everyone = np.array([0.1 if not c.personas else 0.0 for c in candidates])
+        specificity = np.array([0.1 / len(c.stages) for c in candidates])
+        return cls(fits, everyone + specificity, tuple(c.personas for c in candidates), position)
+
+
 def metadata_prior(
     contexts: Sequence[ContactContext],
-    candidates: Sequence[Candidate],
+    candidates: Sequence[Candidate] | CatalogPrior,
     taxonomy: StageTaxonomy = DEFAULT_TAXONOMY,
 ) -> np.ndarray:
     """Cold-start scores from content metadata and stage fit alone, shape (n_contexts, n_candidates).
@@ -102,23 +129,16 @@ def metadata_prior(
     1 for a block made for the contact's current stage, 0.5 for the next stage; plus 0.25 when it names the
     contact's persona (0.1 when it addresses every persona); plus up to 0.1 for specificity (fewer stages).
     """
-    position = _positions(taxonomy)
-    ids = taxonomy.ids
-    fits = np.zeros((len(candidates), len(ids)))
-    for j, cand in enumerate(candidates):
-        fits[j, [_stage(position, s) for s in cand.stages]] = 1.0
-    stage_idx = np.array([_stage(position, c.stage) for c in contexts], dtype=np.int64)
-    next_idx = np.minimum(stage_idx + 1, len(ids) - 1)
-    has_next = stage_idx + 1 < len(ids)
-    current = fits.T[stage_idx]
-    following = fits.T[next_idx] * has_next[:, None]
-    prior = np.where(current > 0, 1.0, 0.5 * following)
-    everyone = np.array([not c.personas for c in candidates])
-    prior += 0.1 * everyone[None, :]
+    cat = candidates if isinstance(candidates, CatalogPrior) else CatalogPrior.build(candidates, taxonomy)
+    n_stages = len(cat.position)
+    stage_idx = np.array([_stage(cat.position, c.stage) for c in contexts], dtype=np.int64)
+    current = cat.stage_fit[stage_idx]
+    following = cat.stage_fit[np.minimum(stage_idx + 1, n_stages - 1)] * (stage_idx + 1 < n_stages)[:, None]
+    prior = np.where(current > 0, 1.0, 0.5 * following) + cat.base[None, :]
     personas = [c.persona for c in contexts]
     for persona in set(personas) - {None}:
-        rows = np.array([p == persona for p in personas])
-        named = np.array([persona in c.personas for c in candidates])
-        prior[np.ix_(rows, named)] += 0.25
-    prior += np.array([0.1 / len(c.stages) for c in candidates])[None, :]
+        named = np.array([persona in p for p in cat.personas])
+        if named.any():
+            rows = np.array([p == persona for p in personas])
+            prior[np.ix_(rows, named)] += 0.25
     return np.asarray(prior)
