@@ -236,3 +236,16 @@ def test_metadata_prior_scores_stage_fit_persona_and_specificity() -> None:
     prior = metadata_prior(ctx, blocks)
     np.testing.assert_allclose(prior[0], [1.0 + 0.25 + 0.1, 1.0 + 0.1 + 0.05, 0.5 + 0.1 + 0.1, 0.0 + 0.1])
     np.testing.assert_allclose(prior[1], [0.1, 0.1 + 0.05, 0.1 + 0.1, 0.1])
+
+
+def test_policy_update_learns_online_like_a_refit() -> None:
+    X, A, actions, rewards, _ = synthetic_log()
+    online = InverseGapWeighting(gamma=5.0)
+    for start in range(0, len(rewards), 500):
+        online.update(X[start : start + 500], A, actions[start : start + 500], rewards[start : start + 500])
+    batch = InverseGapWeighting(gamma=5.0).fit(X, A, actions, rewards)
+    np.testing.assert_allclose(
+        online.action_distribution(X[:100], A).probabilities,
+        batch.action_distribution(X[:100], A).probabilities,
+        atol=1e-9,
+    )

@@ -3,11 +3,13 @@ in the event store, a new policy fitted, evaluated offline against the champion,
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 from mlflow import MlflowClient
+from typer.testing import CliRunner
 
 from features.decision_log import open_settings_decision_log
 from features.event_store import open_settings_event_store
@@ -15,6 +17,7 @@ from features.schemas import Channel, ContentFormat, EngagementEvent, EventType
 from models.context import Candidate, ContactContext
 from models.policy.decide import decide, decision_records
 from models.policy.inverse_gap_weighting import InverseGapWeighting
+from ripen.cli import app
 from ripen.settings import Settings
 from training.policy_training import (
     CHAMPION,
@@ -108,6 +111,16 @@ def test_train_gate_register_and_reload(settings: Settings) -> None:
     dist = champion[1].action_distribution(data.context[:50], data.action_features, data.eligible[:50])
     np.testing.assert_allclose(dist.probabilities.sum(axis=1), 1.0, atol=1e-12)
     assert isinstance(load_policy(client, second.version), InverseGapWeighting)
+
+    # `ripen evaluate policy` without --log evaluates on the decision log itself
+    result = CliRunner().invoke(
+        app, ["evaluate", "policy", "--data-dir", str(settings.data_dir), "--n-bootstrap", "50", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["source"] == "decision_log" and out["n_eval"] == 180 and out["without_reward"] == 0
+    assert out["policy_value_dr_ci_low"] <= out["policy_value_dr"] <= out["policy_value_dr_ci_high"]
+    assert out["logged_value"] < out["policy_value_dr"]
 
 
 def test_too_few_rewarded_decisions_is_a_clear_error(settings: Settings) -> None:
