@@ -96,9 +96,9 @@ def main() -> None:
     X = rng.normal(size=(n, X_train.shape[1]))
     eligible = rng.random((n, len(blocks))) < 0.5
     uniforms = rng.random(n)
-    start = time.perf_counter()
+    t0 = time.perf_counter()
     selection = policy.select_action(X, A, eligible, uniforms=uniforms, n_slots=3)
-    elapsed = time.perf_counter() - start
+    elapsed = time.perf_counter() - t0
     assert np.allclose(selection.distribution.probabilities[eligible.any(axis=1)].sum(axis=1), 1.0)
     print(
         f"policy select_action vectorised, {n} contacts x {len(blocks)} candidates, 3 slots: "
@@ -106,9 +106,9 @@ def main() -> None:
     )
 
     batch = contacts(min(n, 20_000), args.features, rng)
-    start = time.perf_counter()
+    t0 = time.perf_counter()
     decide(batch, prepared, policy, channel=Channel.EMAIL, now=NOW, policy_version="bench", seed=1)
-    elapsed = time.perf_counter() - start
+    elapsed = time.perf_counter() - t0
     print(
         f"decide batch (guardrail matrices + vectorised policy + Decision objects), {len(batch)} contacts: "
         f"{elapsed:.2f} s, {len(batch) / elapsed:,.0f} decisions/s"
