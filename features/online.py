@@ -250,24 +250,26 @@ def _profile(row: Row) -> ProfileFeatures:
 
 
 def _content(content_id: str, row: Row) -> ContentStats:
-    if _num(row.get("sends")) is None and _num(row.get("consumptions")) is None:
+    get = row.get
+    sends, consumptions = get("sends"), get("consumptions")
+    if sends is None and consumptions is None:
         return ContentStats(content_id=content_id, known=False)
-
-    def count(name: str) -> int:
-        return int(_num(row.get(name)) or 0)
-
     return ContentStats(
-        content_id=content_id,
-        known=True,
-        sends=count("sends"),
-        opens=count("opens"),
-        clicks=count("clicks"),
-        downloads=count("downloads"),
-        consumptions=count("consumptions"),
-        open_rate=_num(row.get("open_rate")),
-        click_rate=_num(row.get("click_rate")),
-        download_rate=_num(row.get("download_rate")),
+        content_id,
+        True,
+        int(sends or 0),
+        int(get("opens") or 0),
+        int(get("clicks") or 0),
+        int(get("downloads") or 0),
+        int(consumptions or 0),
+        _rate(get("open_rate")),
+        _rate(get("click_rate")),
+        _rate(get("download_rate")),
     )
+
+
+def _rate(value: Any) -> float | None:
+    return None if value is None or value != value else float(value)  # value != value: NaN
 
 
 # ---------------------------------------------------------------------------------------------------- readers
@@ -293,8 +295,12 @@ class FeastSdkReader:
         return contact, contents
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def decode(raw: bytes | None) -> Any:
-    """A serialized Feast ``Value`` proto as a Python value (None when absent or null)."""
+    """A serialized Feast ``Value`` proto as a Python value (None if absent or null; lists as tuples).
+
+    Cached by the raw bytes: stored values repeat a lot (zero counters, flags, content statistics read for
+    every decision), and a dictionary hit is far cheaper than a protobuf parse."""
     if not raw:
         return None
     fields = _parse_value(raw).ListFields()
@@ -303,7 +309,7 @@ def decode(raw: bytes | None) -> Any:
     descriptor, value = fields[0]
     name = descriptor.name
     if name.endswith("_list_val"):
-        return list(value.val)
+        return tuple(value.val)
     return None if name == "null_val" else value
 
 
