@@ -31,7 +31,7 @@ from features.feature_repo.feature_views import (
     contact_engagement_fv,
     contact_profile_fv,
 )
-from features.points import DEFAULT_POINTS, PointsScore, PointsWeights, behaviour_points
+from features.points import DEFAULT_POINTS, PointsScore, PointsWeights
 
 CONTACT_VIEWS: dict[str, tuple[str, ...]] = {
     "contact_engagement": tuple(f.name for f in contact_engagement_fv.schema),
@@ -42,6 +42,8 @@ CONTENT_VIEW = "content_stats"
 CONTENT_FEATURES = (*CONTENT_STATS, *CONTENT_RATES)
 
 Row = dict[str, Any]
+# (stored counter, request-time name, half-life in days), precomputed once for the lookup loop.
+_COUNTERS = tuple((n, f"{n}_now", int(n.rsplit("_", 1)[1][:-1])) for n in counter_columns())
 
 
 @dataclass(frozen=True)
@@ -172,12 +174,13 @@ def assemble(
         h: 0.0 if as_of is None else math.exp(-decay_rate(h) * max(request_ts - as_of, 0.0))
         for h in HALF_LIVES_DAYS
     }
-    for name in counter_columns():
-        half_life = int(name.rsplit("_", 1)[1][:-1])
-        counters_now[f"{name}_now"] = (_num(contact.get(name)) or 0.0) * factors[half_life]
-    last_seen = {name: _num(contact.get(name)) for name in LAST_SEEN}
+    get = contact.get
+    for name, now_name, half_life in _COUNTERS:
+        value = get(name)
+        counters_now[now_name] = 0.0 if value is None or value != value else value * factors[half_life]
+    last_seen = {name: _num(get(name)) for name in LAST_SEEN}
     profile = _profile(contact)
-    behaviour = behaviour_points({k[:-4]: v for k, v in counters_now.items()}, weights)
+    behaviour = sum(w * counters_now[f"{name}_now"] for name, w in weights.behaviour_columns().items())
     total = profile.fit_points + behaviour
     return DecisionFeatures(
         contact_id=contact_id,
