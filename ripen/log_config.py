@@ -8,6 +8,16 @@ import sys
 import structlog
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is now, so a replaced stream (test runners) is never held closed."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "INFO", json: bool = False) -> None:
     """Route stdlib and structlog records to stderr as key=value pairs or JSON lines.
 
@@ -16,7 +26,12 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"log level must be one of DEBUG, INFO, WARNING, ERROR, but got {level!r}")
-    logging.basicConfig(stream=sys.stderr, level=numeric, format="%(message)s", force=True)
+    logging.basicConfig(
+        stream=_CurrentStderr(),  # type: ignore[arg-type]
+        level=numeric,
+        format="%(message)s",
+        force=True,
+    )
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
@@ -28,6 +43,6 @@ def configure_logging(level: str = "INFO", json: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
