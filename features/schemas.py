@@ -184,8 +184,12 @@ DEFAULT_TAXONOMY = StageTaxonomy(
         Stage(id="closing", label_en="Closing", label_de="Abschluss", steps=("buy",)),
         Stage(id="onboarding", label_en="Onboarding", label_de="Onboarding", customer=True),
         Stage(id="retention", label_en="Retention", label_de="Kundenbindung", customer=True),
-        Stage(id="expansion", label_en="Expansion (up-/cross-sell)", label_de="Ausbau (Up-/Cross-Selling)",
-              customer=True),
+        Stage(
+            id="expansion",
+            label_en="Expansion (up-/cross-sell)",
+            label_de="Ausbau (Up-/Cross-Selling)",
+            customer=True,
+        ),
         Stage(id="churn", label_en="Churn (feedback)", label_de="Kündigung (Feedback)", customer=True),
         Stage(id="reactivation", label_en="Reactivation", label_de="Reaktivierung"),
     )
@@ -211,7 +215,7 @@ UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 class EngagementEvent(BaseModel):
     """One thing a contact (or an anonymous visitor) did, or that happened to them.
 
-    ``event_id`` makes ingestion idempotent. Either ``contact_id`` or ``anonymous_id`` is required; an ``identify``
+    ``event_id`` makes ingestion idempotent. ``contact_id`` or ``anonymous_id`` is required; an ``identify``
     event carries both and links them. Timestamps are UTC; how far in the future one may lie is checked by the
     store against its clock (``Settings.max_clock_skew_seconds``), not here.
     """
@@ -238,7 +242,9 @@ class EngagementEvent(BaseModel):
 
     def properties_size(self) -> int:
         """Size of ``properties`` as compact JSON, in bytes (the store caps it)."""
-        return len(json.dumps(self.properties, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+        return len(
+            json.dumps(self.properties, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+        )
 
 
 class ConsentRecord(BaseModel):

@@ -1,8 +1,8 @@
 """One settings object for every ripen process: stores, their URLs and the knobs operators turn.
 
-Values come, highest priority first, from keyword arguments, environment variables (``RIPEN_*``), a TOML file named
-by ``RIPEN_CONFIG`` and the defaults below. The ``embedded`` profile needs no server: every store is a file under
-``data_dir``. The ``production`` profile points at PostgreSQL and Redis.
+Values come, highest priority first, from keyword arguments, environment variables (``RIPEN_*``), a TOML
+file named by ``RIPEN_CONFIG`` and the defaults below. The ``embedded`` profile needs no server: every store
+is a file under ``data_dir``. The ``production`` profile points at PostgreSQL and Redis.
 """
 
 from __future__ import annotations
@@ -38,23 +38,36 @@ class Settings(BaseSettings):
         default=Path("../shared/datasets"), description="The shared real datasets (lead scoring, telco, OBD)."
     )
 
-    event_store_url: str = Field(default="", description="sqlite:///path or postgresql://...; derived if empty.")
-    online_store: OnlineStoreKind | None = Field(default=None, description="Feast online store; by profile if unset.")
+    event_store_url: str = Field(
+        default="", description="sqlite:///path or postgresql://...; derived if empty."
+    )
+    online_store: OnlineStoreKind | None = Field(
+        default=None, description="Feast online store; by profile if unset."
+    )
     redis_url: str = DEFAULT_REDIS_URL
     postgres_url: str = DEFAULT_POSTGRES_URL
     mlflow_tracking_uri: str = Field(default="", description="MLflow backend store; derived if empty.")
-    mlflow_artifact_root: str = Field(default="", description="Where MLflow puts artifacts; derived if empty.")
+    mlflow_artifact_root: str = Field(
+        default="", description="Where MLflow puts artifacts; derived if empty."
+    )
 
-    max_clock_skew_seconds: int = Field(default=300, ge=0, description="How far in the future an event may be.")
-    max_properties_bytes: int = Field(default=16_384, gt=0, description="Largest accepted event properties (JSON).")
+    max_clock_skew_seconds: int = Field(
+        default=300, ge=0, description="How far in the future an event may be."
+    )
+    max_properties_bytes: int = Field(
+        default=16_384, gt=0, description="Largest accepted event properties (JSON)."
+    )
     max_batch_events: int = Field(default=5_000, gt=0, description="Largest accepted events batch.")
     max_request_bytes: int = Field(
-        default=5 * 1024 * 1024, gt=0, description="Largest accepted HTTP request body (bytes); larger gets 413."
+        default=5 * 1024 * 1024,
+        gt=0,
+        description="Largest accepted HTTP request body (bytes); larger gets 413.",
     )
     seed: int = 7
 
     api_keys: dict[str, SecretStr] = Field(
-        default_factory=dict, description="Scope -> comma-separated API keys; read from RIPEN_API_KEYS (JSON)."
+        default_factory=dict,
+        description="Scope -> comma-separated API keys; read from RIPEN_API_KEYS (JSON).",
     )
 
     @classmethod
@@ -76,7 +89,9 @@ class Settings(BaseSettings):
     def _derive_store_urls(self) -> Settings:
         production = self.profile == "production"
         if not self.event_store_url:
-            self.event_store_url = self.postgres_url if production else f"sqlite:///{self.data_dir / 'events.db'}"
+            self.event_store_url = (
+                self.postgres_url if production else f"sqlite:///{self.data_dir / 'events.db'}"
+            )
         if self.online_store is None:
             self.online_store = "redis" if production else "sqlite"
         if not self.mlflow_tracking_uri:

@@ -1,7 +1,7 @@
 """Shared fixtures: isolated settings, real PostgreSQL and Redis, the shared real datasets.
 
 PostgreSQL and Redis are real servers (127.0.0.1:5432 and :6379 by default, started by ``.ci/run``). Each test
-session gets its own fresh PostgreSQL database and its own Redis database number, so runs never see each other.
+test gets its own fresh PostgreSQL database and each worker its own Redis database number.
 Missing services or datasets skip the tests that need them, except under ``CI=true``, where they fail.
 """
 
@@ -36,7 +36,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def datasets_root() -> Path:
-    """The one setting that locates the shared datasets (``RIPEN_DATASETS_DIR``, default ../shared/datasets)."""
+    """The one setting locating the shared datasets (``RIPEN_DATASETS_DIR``, default ../shared/datasets)."""
     configured = os.environ.get("RIPEN_DATASETS_DIR")
     return Path(configured) if configured else (REPO_ROOT / ".." / "shared" / "datasets").resolve()
 

@@ -78,7 +78,10 @@ def test_profile_consent_and_customer_flags() -> None:
         contact_id="c1",
         lead_status=LeadStatus.ACTIVE,
         lifecycle_stage="retention",
-        consents={Channel.EMAIL: ConsentRecord(granted=True, at=NOW), Channel.SMS: ConsentRecord(granted=False, at=NOW)},
+        consents={
+            Channel.EMAIL: ConsentRecord(granted=True, at=NOW),
+            Channel.SMS: ConsentRecord(granted=False, at=NOW),
+        },
     )
     assert p.is_customer
     assert p.has_consent(Channel.EMAIL)
@@ -93,7 +96,11 @@ def test_profile_consent_and_customer_flags() -> None:
         ({"company_size": 0}, "company_size", "greater than or equal to 1"),
         ({"country": "Germany"}, "country", "at most 2 characters"),
         ({"lead_status": "hot"}, "lead_status", "Input should be"),
-        ({"consents": {"email": {"granted": True, "at": "2026-01-01T00:00:00"}}}, "consents.email.at", "naive"),
+        (
+            {"consents": {"email": {"granted": True, "at": "2026-01-01T00:00:00"}}},
+            "consents.email.at",
+            "naive",
+        ),
     ],
 )
 def test_bad_profiles_name_the_field(overrides: dict[str, Any], field: str, match: str) -> None:
@@ -103,8 +110,12 @@ def test_bad_profiles_name_the_field(overrides: dict[str, Any], field: str, matc
 
 
 def block(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"content_id": "wp-1", "title": "Cloud security whitepaper", "format": "whitepaper",
-                            "stages": ["information"]}
+    base: dict[str, Any] = {
+        "content_id": "wp-1",
+        "title": "Cloud security whitepaper",
+        "format": "whitepaper",
+        "stages": ["information"],
+    }
     base.update(overrides)
     return base
 
@@ -143,7 +154,11 @@ def test_default_taxonomy_order_labels_and_steps() -> None:
 
 
 def test_taxonomy_is_configurable_but_ids_unique() -> None:
-    custom = StageTaxonomy(stages=(Stage(id="a", label_en="A", label_de="A"), Stage(id="b", label_en="B", label_de="B")))
+    custom = StageTaxonomy(
+        stages=(Stage(id="a", label_en="A", label_de="A"), Stage(id="b", label_en="B", label_de="B"))
+    )
     assert custom.next("a") == "b"
     with pytest.raises(ValidationError, match="more than once"):
-        StageTaxonomy(stages=(Stage(id="a", label_en="A", label_de="A"), Stage(id="a", label_en="A", label_de="A")))
+        StageTaxonomy(
+            stages=(Stage(id="a", label_en="A", label_de="A"), Stage(id="a", label_en="A", label_de="A"))
+        )

@@ -1,4 +1,4 @@
-"""Settings: embedded default needs no server; production points at PostgreSQL and Redis; env and file apply."""
+"""Settings: the embedded default needs no server; production uses PostgreSQL and Redis."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ def test_embedded_default_uses_files_under_data_dir(tmp_path: Path) -> None:
 
 
 def test_production_profile_points_at_servers() -> None:
-    s = Settings(profile="production", postgres_url="postgresql://u@db:5432/ripen", redis_url="redis://cache:6379/0")
+    s = Settings(
+        profile="production", postgres_url="postgresql://u@db:5432/ripen", redis_url="redis://cache:6379/0"
+    )
     assert s.event_store_url == "postgresql://u@db:5432/ripen"
     assert s.online_store == "redis"
     assert s.mlflow_tracking_uri == "postgresql+psycopg://u@db:5432/ripen"
