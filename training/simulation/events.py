@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from features.event_store import EXPORT_COLUMNS
 from features.schemas import Channel, EngagementEvent, EventType
 
 EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
@@ -25,17 +26,8 @@ CHANNELS: tuple[Channel, ...] = tuple(Channel)
 TYPE_CODE = {t: i for i, t in enumerate(EVENT_TYPES)}
 CHANNEL_CODE = {c: i for i, c in enumerate(CHANNELS)}
 
-EVENT_COLUMNS = (
-    "event_id",
-    "contact_id",
-    "anonymous_id",
-    "account_id",
-    "timestamp",
-    "type",
-    "content_id",
-    "channel",
-    "properties",
-)
+EVENT_COLUMNS = tuple(c for c in EXPORT_COLUMNS if c != "ingested_at")
+"""The event store's export schema minus ``ingested_at``: simulated events are what gets ingested."""
 EVENT_SCHEMA = pa.schema(
     [
         pa.field("event_id", pa.string(), nullable=False),
