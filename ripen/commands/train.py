@@ -15,9 +15,26 @@ train_app = typer.Typer(help="Train, evaluate, register and gate models.", no_ar
 ScorerKind = Literal["readiness", "churn"]
 
 DataOpt = Annotated[
-    Path, typer.Option("--data", help="CSV or Parquet table, one row per contact or snapshot.")
+    Path | None,
+    typer.Option(
+        "--data",
+        help="CSV or Parquet table, one row per contact or snapshot. Without it: train from the project's "
+        "event store through the feature store (point-in-time snapshots).",
+    ),
 ]
-LabelOpt = Annotated[str, typer.Option("--label", help="Binary label column (yes/no, true/false, 1/0).")]
+LabelOpt = Annotated[
+    str | None, typer.Option("--label", help="Binary label column (yes/no, true/false, 1/0); needs --data.")
+]
+HorizonOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--horizon-days", min=1, help="Label window without --data (default 30 readiness, 90 churn)."
+    ),
+]
+EveryOpt = Annotated[int, typer.Option("--every-days", min=1, help="Snapshot grid without --data.")]
+PerContactOpt = Annotated[
+    int, typer.Option("--max-per-contact", min=1, help="Snapshots per contact at most, without --data.")
+]
 DropOpt = Annotated[
     list[str] | None,
     typer.Option("--drop", help="Column to leave out (repeatable), e.g. leaky sales-filled ones."),
@@ -117,10 +134,48 @@ def _run(
     typer.echo(f"rows={summary['n_rows']} features={summary['n_features']}")
 
 
+def _run_from_stores(
+    kind: ScorerKind, sampling_days: tuple[int | None, int, int], as_json: bool, dask: str | None
+) -> None:
+    """Train on point-in-time snapshots from the project's own stores, register and gate."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ripen.settings import get_settings
+    from training.training_sets import SnapshotSampling, train_from_stores
+
+    console = Console(stderr=True)
+    horizon_days, every_days, max_per_contact = sampling_days
+    try:
+        sampling = SnapshotSampling(
+            every_days=every_days, max_per_contact=max_per_contact, horizon_days=horizon_days
+        )
+        with console.status(f"building the {kind} training set from the event and feature stores"):
+            outcome = train_from_stores(get_settings(), kind, sampling, dask_scheduler=dask)
+    except (ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=2) from None
+    summary = outcome.summary()
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    out = Table(title=f"{kind}: model vs points score on the test window {outcome.result.window.test_label}")
+    out.add_column("metric")
+    out.add_column("model")
+    out.add_column("points score")
+    for name in ("roc_auc", "pr_auc", "brier", "top_decile_lift"):
+        base = summary.get(f"baseline_{name}")
+        out.add_row(name, f"{summary[name]:.4f}", "" if base is None else f"{base:.4f}")
+    Console().print(out)
+    typer.echo(
+        f"rows={summary['n_rows']} version={summary['registered_version']} promoted={summary['promoted']}"
+    )
+
+
 def _command(kind: ScorerKind) -> None:
     def command(
-        data: DataOpt,
-        label: LabelOpt,
+        data: DataOpt = None,
+        label: LabelOpt = None,
         drop: DropOpt = None,
         id_column: IdOpt = None,
         time_column: TimeOpt = None,
@@ -129,11 +184,21 @@ def _command(kind: ScorerKind) -> None:
         cv_folds: FoldsOpt = 5,
         register: RegisterOpt = False,
         baseline: BaselineOpt = None,
+        horizon_days: HorizonOpt = None,
+        every_days: EveryOpt = 7,
+        max_per_contact: PerContactOpt = 4,
     ) -> None:
+        if data is None:
+            _run_from_stores(kind, (horizon_days, every_days, max_per_contact), as_json, dask)
+            return
+        if label is None:
+            typer.echo("error: --label is required with --data (the binary label column)", err=True)
+            raise typer.Exit(code=2)
         _run(kind, data, label, drop, id_column, time_column, as_json, dask, cv_folds, register, baseline)
 
     command.__doc__ = (
-        f"Cross-validate the {kind} scorer on your own table; with --register also log, register and gate it."
+        f"Train the {kind} scorer on the project's stores and gate it; or, with --data, cross-validate it "
+        "on your own table (with --register also log, register and gate it)."
     )
     train_app.command(kind)(command)
 
