@@ -29,11 +29,13 @@ from features.decay import (
     LAST_SEEN,
     NOT_AFFINITY_TYPES,
     RETURN_VISIT,
+    counter_keys,
     decay_rate,
 )
 from features.points import DEFAULT_POINTS, PointsWeights, fit_points
 from features.scan import ScanSpec, scan_to_parquet
 from features.schemas import STAGE_IDS, Channel, ContactProfile, ContentBlock, EventType
+from features.topics import TOPIC_IDS, topic_ids
 
 EVENT_COLUMNS = ("event_id", "contact_id", "account_id", "timestamp", "type", "content_id", "properties")
 CONTACT_ENGAGEMENT_TABLE = "contact_engagement.parquet"
@@ -72,7 +74,8 @@ def build_offline_tables(
     """Aggregate events (Parquet path/glob/list, DataFrame or Arrow table) into the three event feature
     tables.
 
-    ``contents`` gives each content block's stages (stage affinity); ``profiles`` (``contact_id``,
+    ``contents`` gives each content block's stages and, optionally, free-text ``topics`` (stage and topic
+    affinity); ``profiles`` (``contact_id``,
     ``account_id``) fills a missing event ``account_id``. Duplicated ``event_id`` rows count once.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -168,15 +171,31 @@ def _register_contents(
         missing = [c for c in ("content_id", "stages") if c not in contents.columns]
         if missing:
             raise ValueError(f"contents is missing columns {missing}")
-        frame = contents[["content_id", "stages"]].copy()
+        frame = contents[[c for c in ("content_id", "stages", "topics") if c in contents.columns]].copy()
     else:
         frame = pd.DataFrame(
-            {"content_id": [b.content_id for b in contents], "stages": [list(b.stages) for b in contents]}
+            {
+                "content_id": [b.content_id for b in contents],
+                "stages": [list(b.stages) for b in contents],
+                "topics": [list(b.topics) for b in contents],
+            }
         )
+    if "topics" not in frame.columns:
+        frame["topics"] = [[] for _ in range(len(frame))]
     frame["stages"] = frame["stages"].map(lambda s: [str(x) for x in s] if s is not None else [])
+    # Free text becomes topic ids here, with the same function the online path uses.
+    frame["topics"] = frame["topics"].map(
+        lambda t: list(topic_ids(str(x) for x in t)) if t is not None else []
+    )
     table = pa.Table.from_pandas(
         frame,
-        schema=pa.schema([("content_id", pa.string()), ("stages", pa.list_(pa.string()))]),
+        schema=pa.schema(
+            [
+                ("content_id", pa.string()),
+                ("stages", pa.list_(pa.string())),
+                ("topics", pa.list_(pa.string())),
+            ]
+        ),
         preserve_index=False,
     )
     con.register("contents_in", table)
@@ -202,6 +221,7 @@ def _clean_events_sql() -> str:
            e.timestamp::TIMESTAMPTZ AS ts, epoch_us(e.timestamp::TIMESTAMPTZ) / 1e6 AS t, e.type,
            e.content_id,
            coalesce(c.stages, []::VARCHAR[]) AS stages,
+           coalesce(c.topics, []::VARCHAR[]) AS topics,
            (e.type = '{EventType.PAGE_VIEW.value}'
             AND coalesce(try_cast(json_extract(e.properties, '$.returning') AS BOOLEAN), false)) AS
             is_returning
@@ -234,6 +254,10 @@ def contact_groups_sql() -> str:
         for s in STAGE_IDS
     ]
     cols += [
+        f"sum((type NOT IN {not_affinity} AND list_contains(topics, '{t}'))::DOUBLE) AS \"k_topic_{t}\""
+        for t in TOPIC_IDS
+    ]
+    cols += [
         f'max(CASE WHEN type IN {_sql_list(types)} THEN t END) AS "g_{n}"' for n, types in LAST_SEEN.items()
     ]
     consumption = _sql_list(CONSUMPTION_TYPES)
@@ -255,7 +279,7 @@ def contact_groups_sql() -> str:
 
 def contact_scan_spec() -> ScanSpec:
     """Contact engagement outputs: decayed counters, totals, last-seen times, as of each row."""
-    keys = [*EVENT_TYPES, RETURN_VISIT, *(f"stage_{s}" for s in STAGE_IDS)]
+    keys = counter_keys()
     sums = {f"{k}_{h}d": (f"k_{k}", decay_rate(h)) for k in keys for h in HALF_LIVES_DAYS}
     return ScanSpec(
         sums={"events_total": ("n", 0.0), **sums},

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from features.schemas import CONSUMPTION_EVENTS, STAGE_IDS, EventType
+from features.topics import TOPIC_IDS
 
 SECONDS_PER_DAY = 86_400.0
 HALF_LIVES_DAYS: tuple[int, ...] = (7, 30)
@@ -38,8 +39,16 @@ LAST_SEEN: dict[str, frozenset[str]] = {
 
 
 def counter_keys() -> tuple[str, ...]:
-    """Every counter base name: one per event type, the return-visit flag and one per journey stage."""
-    return (*EVENT_TYPES, RETURN_VISIT, *(f"stage_{s}" for s in STAGE_IDS))
+    """Every counter base name: one per event type, the return-visit flag, one per journey stage and topic."""
+    return _COUNTER_KEYS
+
+
+_COUNTER_KEYS: tuple[str, ...] = (
+    *EVENT_TYPES,
+    RETURN_VISIT,
+    *(f"stage_{s}" for s in STAGE_IDS),
+    *(f"topic_{t}" for t in TOPIC_IDS),
+)
 
 
 def counter_columns() -> tuple[str, ...]:
@@ -76,6 +85,7 @@ class CounterEvent:
         type: an ``EventType`` value.
         content_id: the content block the event refers to, if any.
         stages: stages of that content block (from the catalog), empty if unknown.
+        topics: topic ids of that block (``features.topics.topic_ids``), empty if unknown.
         returning: the web tracker marked the page view as a returning visitor's.
     """
 
@@ -85,6 +95,7 @@ class CounterEvent:
     content_id: str | None = None
     stages: tuple[str, ...] = ()
     returning: bool = False
+    topics: tuple[str, ...] = ()
 
 
 def increments(event: CounterEvent) -> list[str]:
@@ -94,6 +105,7 @@ def increments(event: CounterEvent) -> list[str]:
         keys.append(RETURN_VISIT)
     if event.type not in NOT_AFFINITY_TYPES:
         keys.extend(f"stage_{s}" for s in event.stages if s in STAGE_IDS)
+        keys.extend(f"topic_{t}" for t in event.topics if t in TOPIC_IDS)
     return keys
 
 

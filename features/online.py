@@ -25,9 +25,9 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
 from features.decay import HALF_LIVES_DAYS, LAST_SEEN, SECONDS_PER_DAY, counter_columns, decay_rate
 from features.feature_repo.feature_views import (
+    AFFINITY_COUNTERS,
     CONTENT_RATES,
     CONTENT_STATS,
-    STAGE_COUNTERS,
     contact_engagement_fv,
     contact_profile_fv,
 )
@@ -35,7 +35,7 @@ from features.points import DEFAULT_POINTS, PointsScore, PointsWeights
 
 CONTACT_VIEWS: dict[str, tuple[str, ...]] = {
     "contact_engagement": tuple(f.name for f in contact_engagement_fv.schema),
-    "stage_affinity": STAGE_COUNTERS,
+    "stage_affinity": AFFINITY_COUNTERS,
     "contact_profile": tuple(f.name for f in contact_profile_fv.schema),
 }
 CONTENT_VIEW = "content_stats"

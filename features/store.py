@@ -26,6 +26,7 @@ import structlog
 import yaml
 from feast import FeatureStore
 
+from features.account_state import ACCOUNT_FEATURES, AccountState
 from features.aggregation import (
     CONTACT_PROFILE_TABLE,
     EventsInput,
@@ -33,18 +34,20 @@ from features.aggregation import (
     build_offline_tables,
     profile_table,
 )
-from features.decay import LAST_SEEN, CounterEvent, EngagementState, counter_columns, dedupe
+from features.decay import LAST_SEEN, CounterEvent, EngagementState, counter_columns
 from features.feature_repo import definitions
 from features.feature_repo.feature_views import (
+    AFFINITY_COUNTERS,
     CONTENT_RATES,
     CONTENT_STATS,
-    STAGE_COUNTERS,
+    account_engagement_fv,
     contact_engagement_fv,
     content_stats_fv,
 )
 from features.online import DecisionFeatures, DirectReader, FeastSdkReader, OnlineReader, lookup
 from features.points import DEFAULT_POINTS, PointsWeights
 from features.schemas import ContactProfile, ContentBlock, EngagementEvent, EventType
+from features.topics import topic_ids
 from ripen.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -122,6 +125,7 @@ class FeatureStoreService:
         self.weights = weights
         self._feast: FeatureStore | None = None
         self._catalog: dict[str, tuple[str, ...]] | None = None
+        self._topics: dict[str, tuple[str, ...]] | None = None
         self._direct: DirectReader | None = None
 
     @property
@@ -162,29 +166,54 @@ class FeatureStoreService:
         return path
 
     def write_contents(self, contents: Sequence[ContentBlock]) -> Path:
-        """Write the content catalog (content id -> stages) that stage affinity reads on both paths."""
+        """Write the content catalog (content id -> stages, free-text topics) that stage and topic affinity
+        read on both paths."""
         self.settings.ensure_dirs()
         path = self.offline_dir / CONTENT_CATALOG_TABLE
         frame = pd.DataFrame(
-            {"content_id": [b.content_id for b in contents], "stages": [list(b.stages) for b in contents]}
+            {
+                "content_id": [b.content_id for b in contents],
+                "stages": [list(b.stages) for b in contents],
+                "topics": [list(b.topics) for b in contents],
+            }
         )
-        schema = pa.schema([("content_id", pa.string()), ("stages", pa.list_(pa.string()))])
+        schema = pa.schema(
+            [
+                ("content_id", pa.string()),
+                ("stages", pa.list_(pa.string())),
+                ("topics", pa.list_(pa.string())),
+            ]
+        )
         pa.parquet.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), path)
         self._catalog = None
+        self._topics = None
         return path
 
     def content_stages(self) -> dict[str, tuple[str, ...]]:
         """Content id -> stages, from the written catalog (empty if none)."""
         if self._catalog is None:
-            path = self.offline_dir / CONTENT_CATALOG_TABLE
-            if path.exists():
-                frame = pd.read_parquet(path)
-                self._catalog = {
-                    str(c): tuple(s) for c, s in zip(frame["content_id"], frame["stages"], strict=True)
-                }
-            else:
-                self._catalog = {}
+            self._load_catalog()
+        assert self._catalog is not None
         return self._catalog
+
+    def content_topics(self) -> dict[str, tuple[str, ...]]:
+        """Content id -> topic ids (``features.topics.topic_ids`` of its free-text topics), from the
+        catalog."""
+        if self._topics is None:
+            self._load_catalog()
+        assert self._topics is not None
+        return self._topics
+
+    def _load_catalog(self) -> None:
+        path = self.offline_dir / CONTENT_CATALOG_TABLE
+        self._catalog, self._topics = {}, {}
+        if not path.exists():
+            return
+        frame = pd.read_parquet(path)
+        topics = frame["topics"] if "topics" in frame.columns else [()] * len(frame)
+        for cid, stages, free in zip(frame["content_id"], frame["stages"], topics, strict=True):
+            self._catalog[str(cid)] = tuple(stages)
+            self._topics[str(cid)] = topic_ids(str(t) for t in (free if free is not None else ()))
 
     def build_offline(self, events: EventsInput, profiles: Sequence[ContactProfile] = ()) -> OfflineTables:
         """Aggregate events into the offline feature tables (DuckDB), with profiles for the account mapping.
@@ -193,8 +222,15 @@ class FeatureStoreService:
         """
         if profiles or not (self.offline_dir / CONTACT_PROFILE_TABLE).exists():
             self.write_profiles(profiles)
-        catalog = self.content_stages()
-        contents = pd.DataFrame({"content_id": list(catalog), "stages": [list(s) for s in catalog.values()]})
+        catalog, topics = self.content_stages(), self.content_topics()
+        contents = pd.DataFrame(
+            {
+                "content_id": list(catalog),
+                "stages": [list(s) for s in catalog.values()],
+                # Already topic ids; mapping them again through topic_ids leaves them unchanged.
+                "topics": [list(topics.get(c, ())) for c in catalog],
+            }
+        )
         accounts = pd.DataFrame(
             {"contact_id": [p.contact_id for p in profiles], "account_id": [p.account_id for p in profiles]}
         )
@@ -270,35 +306,72 @@ class FeatureStoreService:
 
     def read_engagement_states(self, contact_ids: Sequence[str]) -> dict[str, EngagementState]:
         """The online engagement state of each contact (empty state if unknown)."""
+        rows = self._read_contact_rows(contact_ids)
+        return {cid: state_from_row(row) for cid, row in rows.items()}
+
+    def _read_contact_rows(self, contact_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         refs = [f"contact_engagement:{n}" for n in ENGAGEMENT_FEATURES] + [
-            f"stage_affinity:{n}" for n in STAGE_COUNTERS
+            f"stage_affinity:{n}" for n in AFFINITY_COUNTERS
         ]
+        refs.append("contact_profile:account_id")
         data = self.feast.get_online_features(
             features=refs, entity_rows=[{"contact_id": c} for c in contact_ids]
         ).to_dict()
-        return {cid: state_from_row({k: v[i] for k, v in data.items()}) for i, cid in enumerate(contact_ids)}
+        return {cid: {k: v[i] for k, v in data.items()} for i, cid in enumerate(contact_ids)}
+
+    def read_account_states(self, account_ids: Sequence[str]) -> dict[str, AccountState]:
+        """The online account-engagement state of each account (empty state if unknown)."""
+        if not account_ids:
+            return {}
+        refs = [f"{account_engagement_fv.name}:{n}" for n in ACCOUNT_FEATURES]
+        data = self.feast.get_online_features(
+            features=refs, entity_rows=[{"account_id": a} for a in account_ids]
+        ).to_dict()
+        return {
+            aid: AccountState.from_row({k: v[i] for k, v in data.items()})
+            for i, aid in enumerate(account_ids)
+        }
+
+    def account_features(self, account_id: str, at: datetime | None = None) -> dict[str, Any]:
+        """One account's online features with the decayed ones moved to ``at`` (now); zeros if unknown."""
+        if not account_id:
+            raise ValueError("account_id must be a non-empty string")
+        state = self.read_account_states([account_id])[account_id]
+        request_ts = (at or datetime.now(UTC)).timestamp()
+        return {**state.to_row(), **state.at(request_ts, self.weights)}
 
     def apply_events(self, events: pd.DataFrame | Sequence[EngagementEvent]) -> int:
-        """Fold newly stored events into the online features of their contacts and content blocks.
+        """Fold newly stored events into the online features of their contacts, accounts and content blocks.
 
         Call it with events the event store accepted as new (it is idempotent by ``event_id``); duplicates
-        within
-        the batch count once. Returns the number of contacts updated.
+        within the batch count once. An event without ``account_id`` counts for the account of its contact's
+        stored profile. Returns the number of contacts updated.
         """
         frame = events_frame(events)
         frame = frame[frame["contact_id"].notna()].drop_duplicates("event_id", keep="first")
         if frame.empty:
             return 0
-        stages = self.content_stages()
-        by_contact: dict[str, list[CounterEvent]] = {}
+        stages, topics = self.content_stages(), self.content_topics()
+        by_contact: dict[str, list[tuple[CounterEvent, str | None]]] = {}
         for record in frame.to_dict("records"):
-            by_contact.setdefault(str(record["contact_id"]), []).append(counter_event(record, stages))
-        states = self.read_engagement_states(list(by_contact))
+            account = record.get("account_id")
+            account = None if account is None or pd.isna(account) else str(account)
+            by_contact.setdefault(str(record["contact_id"]), []).append(
+                (counter_event(record, stages, topics), account)
+            )
+        stored = self._read_contact_rows(list(by_contact))
         rows = []
+        account_events: dict[str, list[tuple[CounterEvent, bool]]] = {}
         for contact_id, contact_events in by_contact.items():
-            state = states[contact_id]
-            for event in dedupe(sorted(contact_events, key=lambda e: e.t)):
+            state = state_from_row(stored[contact_id])
+            is_new = state.events_total == 0
+            profile_account = stored[contact_id].get("account_id")
+            for event, account in sorted(contact_events, key=lambda pair: pair[0].t):
                 state = state.apply(event)
+                account = account or (str(profile_account) if profile_account else None)
+                if account is not None:
+                    account_events.setdefault(account, []).append((event, is_new))
+                    is_new = False
             rows.append({"contact_id": contact_id, **state_to_row(state)})
         engagement = pd.DataFrame(rows)
         engagement["event_timestamp"] = pd.to_datetime(engagement["as_of_ts"], unit="s", utc=True)
@@ -306,11 +379,32 @@ class FeatureStoreService:
             "contact_engagement", engagement[["contact_id", "event_timestamp", *ENGAGEMENT_FEATURES]]
         )
         self.feast.write_to_online_store(
-            "stage_affinity", engagement[["contact_id", "event_timestamp", *STAGE_COUNTERS]]
+            "stage_affinity", engagement[["contact_id", "event_timestamp", *AFFINITY_COUNTERS]]
         )
+        self._update_accounts(account_events)
         self._update_content_stats(frame)
-        log.info("online_features_updated", contacts=len(rows), events=len(frame))
+        log.info(
+            "online_features_updated", contacts=len(rows), accounts=len(account_events), events=len(frame)
+        )
         return len(rows)
+
+    def _update_accounts(self, account_events: dict[str, list[tuple[CounterEvent, bool]]]) -> None:
+        """Add the batch's events to each account's online engagement (summed over its contacts).
+
+        A contact counts as new to the account when it had no stored engagement before this batch; a contact
+        that moved between accounts is therefore not counted again (the batch job counts it in both)."""
+        if not account_events:
+            return
+        states = self.read_account_states(sorted(account_events))
+        rows = []
+        for account_id, pairs in account_events.items():
+            state = states[account_id]
+            for event, new_contact in sorted(pairs, key=lambda pair: pair[0].t):
+                state = state.apply(event, new_contact, self.weights)
+            rows.append({"account_id": account_id, **state.to_row()})
+        frame = pd.DataFrame(rows)
+        frame["event_timestamp"] = pd.to_datetime(frame["account_as_of_ts"], unit="s", utc=True)
+        self.feast.write_to_online_store(account_engagement_fv.name, frame)
 
     def _update_content_stats(self, frame: pd.DataFrame) -> None:
         """Add the batch's sends/opens/clicks/downloads to each content block's online statistics."""
@@ -371,9 +465,13 @@ def events_frame(events: pd.DataFrame | Sequence[EngagementEvent]) -> pd.DataFra
     )
 
 
-def counter_event(row: Mapping[Any, Any], stages: dict[str, tuple[str, ...]]) -> CounterEvent:
+def counter_event(
+    row: Mapping[Any, Any],
+    stages: dict[str, tuple[str, ...]],
+    topics: Mapping[str, tuple[str, ...]] | None = None,
+) -> CounterEvent:
     """One export row as the counters see it (epoch seconds with microsecond precision, as DuckDB reads
-    them)."""
+    them); ``topics`` maps content ids to topic ids (``FeatureStoreService.content_topics``)."""
     ts = pd.Timestamp(row["timestamp"])
     content_id = row.get("content_id")
     content_id = None if content_id is None or pd.isna(content_id) else str(content_id)
@@ -390,6 +488,7 @@ def counter_event(row: Mapping[Any, Any], stages: dict[str, tuple[str, ...]]) ->
         content_id=content_id,
         stages=stages.get(content_id, ()) if content_id else (),
         returning=returning,
+        topics=(topics or {}).get(content_id, ()) if content_id else (),
     )
 
 

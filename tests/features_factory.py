@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from features.schemas import ContentBlock, ContentFormat
+from features.topics import topic_ids
 
 BASE = pd.Timestamp("2026-01-01", tz="UTC")
 TYPES = [
@@ -20,15 +21,26 @@ TYPES = [
     "webinar_attend",
 ]
 CONTENTS = [
-    ContentBlock(content_id="k1", title="Guide", format=ContentFormat.WHITEPAPER, stages=("awareness",)),
+    ContentBlock(
+        content_id="k1",
+        title="Guide",
+        format=ContentFormat.WHITEPAPER,
+        stages=("awareness",),
+        topics=("Security", "cloud"),
+    ),
     ContentBlock(
         content_id="k2",
         title="Checklist",
         format=ContentFormat.CHECKLIST,
         stages=("information", "consultation"),
+        topics=("cost", "Cost "),  # one topic spelled twice: counted once
     ),
     ContentBlock(
-        content_id="k3", title="Offer", format=ContentFormat.CONSULTATION_OFFER, stages=("closing",)
+        content_id="k3",
+        title="Offer",
+        format=ContentFormat.CONSULTATION_OFFER,
+        stages=("closing",),
+        topics=("Quantum Widgets",),  # outside the vocabulary: counted as "other"
     ),
 ]
 
@@ -53,3 +65,5 @@ def random_events(
             "properties": [json.dumps({"returning": bool(r)}) for r in rng.integers(0, 2, n)],
         }
     )
+
+TOPICS = {b.content_id: topic_ids(b.topics) for b in CONTENTS}

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from features.account_state import ACCOUNT_DECAYED, AccountState
 from features.aggregation import build_offline_tables
 from features.decay import (
     LAST_SEEN,
@@ -24,7 +25,7 @@ from features.decay import (
     fold,
 )
 from features.store import counter_event
-from tests.features_factory import BASE, CONTENTS, TYPES
+from tests.features_factory import BASE, CONTENTS, TOPICS, TYPES
 
 STAGES = {b.content_id: b.stages for b in CONTENTS}
 DAY = 86_400.0
@@ -105,7 +106,7 @@ def _online(frame: pd.DataFrame) -> dict[str, EngagementState]:
     """The online path: events one by one in the given (arrival) order, duplicates dropped."""
     events: dict[str, list[CounterEvent]] = {}
     for row in frame.to_dict("records"):
-        events.setdefault(row["contact_id"], []).append(counter_event(row, STAGES))
+        events.setdefault(row["contact_id"], []).append(counter_event(row, STAGES, TOPICS))
     return {cid: fold(evs) for cid, evs in events.items()}
 
 
@@ -144,7 +145,43 @@ def test_batch_equals_online_even_for_shuffled_and_duplicated_input(
     at = (BASE + pd.Timedelta(days=500)).value / 1e9 + rng.random()
     contact_id, state = next(iter(clean_online.items()))
     mine = clean[clean["contact_id"] == contact_id]
-    clicks = [counter_event(r, STAGES).t for r in mine.to_dict("records") if r["type"] == "email_click"]
+    clicks = [counter_event(r, STAGES, TOPICS).t for r in mine.to_dict("records") if r["type"] == "email_click"]
     expected = decayed_sum([1.0] * len(clicks), clicks, at=at, half_life_days=30)
     assert state.counters_at(at)["email_click_30d"] == pytest.approx(expected, rel=1e-9, abs=1e-15)
     assert math.isfinite(sum(state.counters_at(at).values()))
+
+
+def _online_accounts(frame: pd.DataFrame) -> dict[str, AccountState]:
+    """Ingestion's account update: events in arrival order, a contact new to the account on its first one."""
+    states: dict[str, AccountState] = {}
+    seen: set[tuple[str, str]] = set()
+    for row in frame.drop_duplicates("event_id").to_dict("records"):
+        pair = (row["account_id"], row["contact_id"])
+        state = states.get(row["account_id"], AccountState())
+        states[row["account_id"]] = state.apply(counter_event(row, STAGES, TOPICS), pair not in seen)
+        seen.add(pair)
+    return states
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=event_rows, seed=st.integers(0, 10_000))
+def test_account_batch_equals_online_for_shuffled_and_duplicated_input(
+    tmp_path: Path, rows: list[tuple[str, int, str, str | None, bool]], seed: int
+) -> None:
+    clean = _frame(rows)
+    clean["account_id"] = [f"a{i % 2}" for i in range(len(clean))]  # contacts spread over two accounts
+    messy = pd.concat([clean, clean.sample(frac=0.5, random_state=seed)]).sample(frac=1.0, random_state=seed)
+    out = tmp_path / f"acc{seed}"
+    build_offline_tables(messy, out, contents=list(CONTENTS))
+    batch = pd.read_parquet(out / "account_engagement.parquet").dropna(subset=["event_timestamp"])
+    latest = batch.sort_values("event_timestamp").groupby("account_id").tail(1).set_index("account_id")
+    online = _online_accounts(messy)
+    assert set(latest.index) == set(online)
+    for account_id, state in online.items():
+        row = latest.loc[account_id]
+        mine = clean[clean["account_id"] == account_id]
+        assert row["account_as_of_ts"] == state.as_of
+        assert row["account_events_total"] == state.events_total == len(mine)
+        assert row["account_contacts"] == state.contacts == mine["contact_id"].nunique()
+        for name in ACCOUNT_DECAYED:
+            assert row[name] == pytest.approx(state.decayed[name], rel=1e-9, abs=1e-12), name

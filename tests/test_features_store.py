@@ -15,7 +15,7 @@ from features.schemas import ContactProfile, EngagementEvent, EventType
 from features.store import FeatureStoreService, counter_event, redis_connection_string
 from ripen.settings import Settings
 from tests.conftest import datasets_root
-from tests.features_factory import CONTENTS, random_events
+from tests.features_factory import CONTENTS, TOPICS, random_events
 
 STAGES = {b.content_id: b.stages for b in CONTENTS}
 PROFILES = [
@@ -52,7 +52,7 @@ def sqlite_store(
 
 def expected_state(events: pd.DataFrame, contact_id: str, until: pd.Timestamp) -> object:
     mine = events[(events["contact_id"] == contact_id) & (events["timestamp"] <= until)]
-    return fold(counter_event(r, STAGES) for r in mine.sort_values("timestamp").to_dict("records"))
+    return fold(counter_event(r, STAGES, TOPICS) for r in mine.sort_values("timestamp").to_dict("records"))
 
 
 def test_training_rows_see_no_event_after_their_timestamp(
@@ -69,7 +69,15 @@ def test_training_rows_see_no_event_after_their_timestamp(
         assert (mine["timestamp"] > until).any(), "the test needs later events that could leak"
         assert row["events_total"] == state.events_total  # type: ignore[attr-defined]
         decayed = state.counters_at(until.value / 1e9)  # type: ignore[attr-defined]
-        for name in ("email_click_7d", "page_view_30d", "stage_awareness_30d", "return_visit_7d"):
+        for name in (
+            "email_click_7d",
+            "page_view_30d",
+            "stage_awareness_30d",
+            "return_visit_7d",
+            "topic_security_7d",
+            "topic_cost_30d",
+            "topic_other_7d",
+        ):
             assert row[f"{name}_now"] == pytest.approx(decayed[name], rel=1e-9, abs=1e-12), name
     assert "page_view_7d" not in frame.columns, "only the service's features, not the raw as-of counters"
 
@@ -151,13 +159,15 @@ def test_bad_training_requests_name_the_problem(
 
 
 def ingest_and_check(store: FeatureStoreService) -> None:
-    """A download ingested now is visible to the very next lookup, on both read paths."""
-    before = store.online_features("c3", ["k3"])
+    """A download ingested now is visible to the very next lookup, on both read paths, and in the accounts."""
     now = datetime.now(UTC)
+    before = store.online_features("c3", ["k3"], at=now)
+    accounts_before = {a: store.account_features(a, at=now) for a in ("a0", "a1")}
     events = [
         EngagementEvent(
             event_id="fresh-1",
             contact_id="c3",
+            account_id="a0",
             timestamp=now,
             type=EventType.CONTENT_DOWNLOAD,
             content_id="k3",
@@ -170,13 +180,35 @@ def ingest_and_check(store: FeatureStoreService) -> None:
             content_id="k3",
         ),  # duplicate in the batch: counted once
         EngagementEvent(
-            event_id="fresh-2", contact_id="c3", timestamp=now, type=EventType.EMAIL_CLICK, content_id="k3"
+            event_id="fresh-2",
+            contact_id="c3",
+            account_id="a0",
+            timestamp=now,
+            type=EventType.EMAIL_CLICK,
+            content_id="k3",
         ),
         EngagementEvent(
-            event_id="fresh-3", contact_id="new-contact", timestamp=now, type=EventType.PAGE_VIEW
+            event_id="fresh-3",
+            contact_id="new-contact",
+            account_id="a9",
+            timestamp=now,
+            type=EventType.PAGE_VIEW,
         ),
+        # No account on the event: it counts for the account of c1's stored profile (a1).
+        EngagementEvent(event_id="fresh-4", contact_id="c1", timestamp=now, type=EventType.EMAIL_SENT),
     ]
-    assert store.apply_events(events) == 2
+    assert store.apply_events(events) == 3
+    a0, a1, a9 = (store.account_features(a, at=now) for a in ("a0", "a1", "a9"))
+    assert a0["account_events_total"] == accounts_before["a0"]["account_events_total"] + 2
+    assert a0["account_contacts"] == accounts_before["a0"]["account_contacts"]
+    assert a0["account_engagement_7d"] == pytest.approx(
+        accounts_before["a0"]["account_engagement_7d"] + 2.0, rel=1e-6
+    )
+    assert a0["account_points"] > accounts_before["a0"]["account_points"]
+    assert a1["account_events_total"] == accounts_before["a1"]["account_events_total"] + 1
+    assert a1["account_engagement_30d"] == pytest.approx(accounts_before["a1"]["account_engagement_30d"])
+    assert a9["account_events_total"] == 1 and a9["account_contacts"] == 1
+    assert a9["account_engagement_7d"] == pytest.approx(1.0)
     for fast in (True, False):
         after = store.online_features("c3", ["k3"], fast=fast)
         assert "k3" in after.consumed_content_ids
@@ -185,6 +217,12 @@ def ingest_and_check(store: FeatureStoreService) -> None:
             before.counters_now["content_download_7d_now"] + 1.0, rel=1e-3
         )
         assert after.counters_now["stage_closing_7d_now"] > before.counters_now["stage_closing_7d_now"]
+        assert after.counters_now["topic_other_7d_now"] == pytest.approx(
+            before.counters_now["topic_other_7d_now"] + 2.0, rel=1e-3
+        )
+        assert after.counters_now["topic_cost_7d_now"] == pytest.approx(
+            before.counters_now["topic_cost_7d_now"], rel=1e-3
+        )
         assert after.days_since_last_touch is not None and after.days_since_last_touch < 0.01
         assert after.content["k3"].downloads == before.content["k3"].downloads + 1
         newcomer = store.online_features("new-contact", [], fast=fast)

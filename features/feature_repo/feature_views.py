@@ -22,12 +22,16 @@ from features.feature_repo.data_sources import (
 )
 from features.feature_repo.entities import account, contact, content
 from features.schemas import STAGE_IDS, Channel
+from features.topics import TOPIC_IDS
 
 BEHAVIOUR_TTL = timedelta(days=730)
 NO_EXPIRY = timedelta(0)
 
 ENGAGEMENT_COUNTERS = tuple(f"{k}_{h}d" for k in (*EVENT_TYPES, RETURN_VISIT) for h in HALF_LIVES_DAYS)
 STAGE_COUNTERS = tuple(f"stage_{s}_{h}d" for s in STAGE_IDS for h in HALF_LIVES_DAYS)
+TOPIC_COUNTERS = tuple(f"topic_{t}_{h}d" for t in TOPIC_IDS for h in HALF_LIVES_DAYS)
+# Everything the stage_affinity view holds: engagement per journey stage and per topic.
+AFFINITY_COUNTERS = (*STAGE_COUNTERS, *TOPIC_COUNTERS)
 
 
 def _counter_field(name: str) -> Field:
@@ -69,8 +73,8 @@ stage_affinity_fv = FeatureView(
     ttl=BEHAVIOUR_TTL,
     source=contact_engagement_source,
     online=True,
-    description="Engagement per journey stage of the content consumed, decayed, as of as_of_ts.",
-    schema=[_counter_field(n) for n in STAGE_COUNTERS],
+    description="Engagement per journey stage and per topic of the content consumed, decayed, at as_of_ts.",
+    schema=[_counter_field(n) for n in AFFINITY_COUNTERS],
 )
 
 PROFILE_STRINGS = (

@@ -17,14 +17,14 @@ from feast.types import Bool, Float64
 
 from features.feature_repo.data_sources import decision_request
 from features.feature_repo.feature_views import (
+    AFFINITY_COUNTERS,
     ENGAGEMENT_COUNTERS,
-    STAGE_COUNTERS,
     contact_engagement_fv,
     contact_profile_fv,
     stage_affinity_fv,
 )
 
-NOW_COUNTERS = tuple(f"{n}_now" for n in (*ENGAGEMENT_COUNTERS, *STAGE_COUNTERS))
+NOW_COUNTERS = tuple(f"{n}_now" for n in (*ENGAGEMENT_COUNTERS, *AFFINITY_COUNTERS))
 NOW_FEATURE_DOCS = {
     **{
         n: f"{n[:-4]} decayed from as_of_ts to request_ts (0 for a contact without events)."
