@@ -145,7 +145,9 @@ def test_batch_equals_online_even_for_shuffled_and_duplicated_input(
     at = (BASE + pd.Timedelta(days=500)).value / 1e9 + rng.random()
     contact_id, state = next(iter(clean_online.items()))
     mine = clean[clean["contact_id"] == contact_id]
-    clicks = [counter_event(r, STAGES, TOPICS).t for r in mine.to_dict("records") if r["type"] == "email_click"]
+    clicks = [
+        counter_event(r, STAGES, TOPICS).t for r in mine.to_dict("records") if r["type"] == "email_click"
+    ]
     expected = decayed_sum([1.0] * len(clicks), clicks, at=at, half_life_days=30)
     assert state.counters_at(at)["email_click_30d"] == pytest.approx(expected, rel=1e-9, abs=1e-15)
     assert math.isfinite(sum(state.counters_at(at).values()))
