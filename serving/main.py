@@ -18,7 +18,8 @@ from serving.access_log import AccessLogMiddleware
 from serving.auth import LiveKeyRing
 from serving.errors import BodySizeLimitMiddleware, install_error_handlers
 from serving.metrics import ServingMetrics
-from serving.routes import catalog, events, health
+from serving.pipeline import DecisionPipeline
+from serving.routes import catalog, contacts, events, health, recommend, rewards
 from serving.state import ReadinessCheck, ServingState
 from serving.stores import LazyEventStore
 
@@ -56,7 +57,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=resolved.max_request_bytes)
     app.add_middleware(AccessLogMiddleware, metrics=state.metrics)
-    for router in (health.router, events.router, catalog.router):
+    for router in (
+        health.router,
+        events.router,
+        catalog.router,
+        recommend.router,
+        rewards.router,
+        contacts.router,
+    ):
         app.include_router(router)
     return app
 
@@ -75,6 +83,10 @@ async def _open(state: ServingState) -> None:
     except EventStoreUnavailable:
         log.warning("starting_without_event_store", hint="routes answer 503 until the database is reachable")
     state.readiness_checks["event_store"] = _event_store_check(state.event_store, settings.profile)
+    try:
+        state.pipeline = DecisionPipeline.load(settings)
+    except Exception as exc:  # noqa: BLE001 - recommend answers 503 until a restart can load it
+        log.error("decision_pipeline_unavailable", error=str(exc)[:200])
     log.info("serving_started", profile=settings.profile, keys=key_count)
 
 
@@ -90,5 +102,8 @@ def _close(state: ServingState) -> None:
     if state.event_store is not None:
         state.event_store.close()
         state.event_store = None
+    if state.pipeline is not None:
+        state.pipeline.close()
+        state.pipeline = None
     state.readiness_checks.clear()
     log.info("serving_stopped")

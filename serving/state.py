@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from ripen.settings import Settings
 from serving.auth import LiveKeyRing
 from serving.metrics import ServingMetrics
+from serving.pipeline import DecisionPipeline
 from serving.stores import LazyEventStore
 
 ReadinessCheck = Callable[[], str]
@@ -26,4 +27,5 @@ class ServingState:
     metrics: ServingMetrics
     event_store: LazyEventStore | None = None
     keys: LiveKeyRing | None = None
+    pipeline: DecisionPipeline | None = None
     readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)

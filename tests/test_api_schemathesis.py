@@ -33,6 +33,10 @@ EXPECTED_OPERATIONS = {
     "GET /v1/content/{content_id}",
     "PUT /v1/content/{content_id}",
     "POST /v1/content/{content_id}/deactivate",
+    "POST /v1/recommend",
+    "POST /v1/rewards/{event_id}",
+    "GET /v1/contacts/{contact_id}/insight",
+    "DELETE /v1/contacts/{contact_id}",
 }
 
 

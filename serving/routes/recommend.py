@@ -1,0 +1,108 @@
+"""``POST /v1/recommend``: the next action for one contact, decided and logged by the decision pipeline."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException
+from starlette.concurrency import run_in_threadpool
+
+from serving.deps import EngineKey, EventStoreDep, MetricsDep, StateDep
+from serving.errors import error_responses
+from serving.pipeline import DecisionPipeline, Outcome, RecommendInput
+from serving.schemas_decisions import (
+    Alternative,
+    GuardrailReason,
+    ModelVersions,
+    RecommendRequest,
+    RecommendResponse,
+)
+
+UNKNOWN_CONTENT = "unknown_content"
+"""Reason reported for a requested candidate id the active catalog does not hold (it is ignored)."""
+
+router = APIRouter(prefix="/v1", tags=["decisions"], responses=error_responses(401, 403, 413, 422, 503))
+
+
+async def get_pipeline(state: StateDep) -> DecisionPipeline:
+    """The app's decision pipeline; 503 while it could not be loaded."""
+    if state.pipeline is None:
+        raise HTTPException(503, "the decision pipeline is not loaded", headers={"Retry-After": "5"})
+    return state.pipeline
+
+
+PipelineDep = Annotated[DecisionPipeline, Depends(get_pipeline)]
+
+
+@router.post("/recommend", response_model=RecommendResponse, summary="Decide the next content for a contact")
+async def recommend(
+    body: RecommendRequest, pipeline: PipelineDep, store: EventStoreDep, metrics: MetricsDep, _key: EngineKey
+) -> RecommendResponse:
+    """Guardrails first, then the policy; the decision is logged with its ``event_id`` before the answer.
+
+    Unknown contacts get a cold-start decision (``cold_start: true``); when the online store is down a safe
+    stage-fit fallback decides (``degraded: true``).
+    """
+    request = RecommendInput(
+        contact_id=body.contact_id or body.anonymous_id or "",
+        channel=body.channel,
+        stage=body.stage,
+        candidate_ids=tuple(body.candidate_ids) if body.candidate_ids is not None else None,
+        excluded_ids=tuple(body.excluded_ids),
+        n_slots=body.n_slots,
+    )
+    outcome = await run_in_threadpool(pipeline.recommend, request, store, metrics)
+    return response(outcome, pipeline, explain=body.explain)
+
+
+def response(outcome: Outcome, pipeline: DecisionPipeline, *, explain: bool) -> RecommendResponse:
+    """The API view of a decision."""
+    d = outcome.decision
+    return RecommendResponse(
+        event_id=d.event_id,
+        contact_id=d.contact_id,
+        action=d.action.value,  # type: ignore[arg-type]
+        content_id=d.content_id,
+        probability=d.probability,
+        next_eligible_at=d.wait_until,
+        alternatives=[Alternative(content_id=a.content_id, score=a.score) for a in d.alternatives],
+        readiness=outcome.readiness,
+        churn_risk=outcome.churn_risk,
+        guardrail_reasons=[
+            GuardrailReason(content_id=e.content_id, reason=e.reason.value, detail=e.detail)
+            for e in d.exclusions
+            if e.reason.value != "excluded_by_caller"
+        ]
+        + [
+            GuardrailReason(content_id=cid, reason=UNKNOWN_CONTENT, detail="not in the active catalog")
+            for cid in outcome.unknown_candidates
+        ],
+        reason=d.reason,
+        versions=ModelVersions(
+            readiness=outcome.readiness_version, churn=outcome.churn_version, policy=d.policy_version
+        ),
+        cold_start=outcome.cold_start,
+        degraded=outcome.degraded,
+        explanation=explanation(outcome) if explain else None,
+    )
+
+
+def explanation(outcome: Outcome) -> list[str]:
+    """Plain sentences on why this action: scores, stage and the chosen block's probability."""
+    d = outcome.decision
+    lines = [
+        f"readiness {outcome.readiness:.2f} ({outcome.readiness_version}), "
+        f"churn risk {outcome.churn_risk:.2f} ({outcome.churn_version})"
+    ]
+    if d.content_id is not None and d.probability is not None:
+        lines.append(
+            f"{d.content_id} chosen with probability {d.probability:.2f} among "
+            f"{len(d.eligible_probabilities)} eligible blocks by {d.policy_version}"
+        )
+    if d.reason:
+        lines.append(d.reason)
+    if d.exclusions:
+        lines.append(f"{len(d.exclusions)} candidates removed by guardrails")
+    if outcome.degraded:
+        lines.append("online features unavailable: stage-fit fallback")
+    return lines
