@@ -10,9 +10,10 @@
   does its confidence interval cover the true value of a new policy, known to the simulator?
 
 Cadence: fatigue is real in the simulator (a touch raises it, it decays with a 4-day time constant), so the
-policy sends at most every ``min_gap_days`` and waits when the best predicted reward is not above
-``wait_threshold``; the recency of the last touch is a context feature, so the reward model learns what a
-send to a recently touched contact is worth and the wait rule follows from it.
+policy sends at most every ``min_gap_days`` (default 4: one fatigue time constant) and can also wait when the
+best predicted reward is not above ``wait_threshold`` (off by default: it cost reward when measured). The
+recency of the last touch is a context feature, so the reward model learns what a send to a recently touched
+contact is worth.
 """
 
 from __future__ import annotations
@@ -78,9 +79,24 @@ def encode_simulator_contexts(
     return out
 
 
-def observation_contexts(obs: Observation) -> np.ndarray:
-    """``encode_simulator_contexts`` of one decision batch."""
-    return encode_simulator_contexts(
+def topic_affinity(obs: Observation) -> np.ndarray:
+    """Share of each topic among the blocks a contact consumed, shape (n_due, T) (zeros before any).
+
+    What a contact clicked says which topics interest them; crossed with the block identity in the reward
+    model it lets two contacts of one persona get different recommendations.
+    """
+    topics = sorted({t for b in obs.catalog for t in b.topics})
+    weights = np.zeros((obs.n_content, len(topics)))
+    for k, b in enumerate(obs.catalog):
+        for t in b.topics:
+            weights[k, topics.index(t)] = 1.0 / len(b.topics)
+    mass = obs.consumed.astype(float) @ weights
+    return np.asarray(mass / np.maximum(mass.sum(axis=1, keepdims=True), 1.0))
+
+
+def observation_contexts(obs: Observation, with_topics: bool = False) -> np.ndarray:
+    """``encode_simulator_contexts`` of one decision batch, plus ``topic_affinity`` if ``with_topics``."""
+    base = encode_simulator_contexts(
         obs.stage,
         obs.lead_status,
         obs.persona,
@@ -91,6 +107,7 @@ def observation_contexts(obs: Observation) -> np.ndarray:
         n_statuses=len(obs.lead_statuses),
         n_personas=len(obs.persona_names),
     )
+    return np.hstack([base, topic_affinity(obs)]) if with_topics else base
 
 
 def decisions_contexts(result: SimulationResult) -> np.ndarray:
@@ -155,19 +172,24 @@ class SimulatorContentPolicy:
     gamma: IGW exploration parameter (larger explores less).
     alpha: ridge penalty of the reward model.
     min_gap_days: cadence rule, a contact touched fewer days ago waits.
-    wait_threshold: a contact waits when the best predicted reward among its candidates is not above this.
+    wait_threshold: a contact waits when the best predicted reward among its candidates is not above this;
+        None (the default) leaves waiting to the cadence rule. Measured on 2,000 contacts x 180 days (seed 1):
+        a 4-day cadence without score-based waits earned the most (18,949 vs 16,673 with threshold 0 and
+        17,987 at 3 days with threshold 0); the reward model underrates a send, so waiting on it costs.
     refit_every_days: buffered rewards are added to the reward model every this many days.
     prefer_unsent: decide among eligible blocks not yet sent to the contact while any are left (a repeat is
         worth much less in the simulator, and the bilinear model has no per-pair feature to learn that).
+    with_topics: add the contact's ``topic_affinity`` to the context features.
     seed: seeds the per-day sampling, so runs repeat.
     """
 
-    gamma: float = 100.0
+    gamma: float = 300.0
     alpha: float = 1.0
-    min_gap_days: int = 3
-    wait_threshold: float = 0.0
+    min_gap_days: int = 4
+    wait_threshold: float | None = None
     refit_every_days: int = 7
     prefer_unsent: bool = True
+    with_topics: bool = True
     seed: int = 0
     policy_: InverseGapWeighting = field(init=False, repr=False)
     n_updates_: int = field(init=False, default=0)
@@ -197,10 +219,13 @@ class SimulatorContentPolicy:
         the candidates; a row of zeros means the contact waits) and the predicted rewards."""
         mask = self.candidates(obs)
         dist = self.policy_.action_distribution(
-            observation_contexts(obs), catalog_action_features(obs.catalog), mask, stage_prior(obs)
+            observation_contexts(obs, self.with_topics),
+            catalog_action_features(obs.catalog),
+            mask,
+            stage_prior(obs),
         )
         probs = dist.probabilities
-        if self.policy_.is_fitted:
+        if self.wait_threshold is not None and self.policy_.is_fitted:
             best = np.where(mask, dist.scores, -np.inf).max(axis=1)
             probs = np.where((best > self.wait_threshold)[:, None], probs, 0.0)
         return probs, dist.scores
@@ -219,7 +244,9 @@ class SimulatorContentPolicy:
         """Buffer today's sends and their rewards; every ``refit_every_days`` add them to the reward model."""
         send = np.asarray(chosen) != WAIT
         if send.any():
-            self._buffer.append((observation_contexts(obs)[send], np.asarray(chosen)[send], reward[send]))
+            self._buffer.append(
+                (observation_contexts(obs, self.with_topics)[send], np.asarray(chosen)[send], reward[send])
+            )
         due = obs.day - self._last_refit_day >= self.refit_every_days
         if self._buffer and (due or not self.policy_.is_fitted):
             X, a, r = (np.concatenate(parts) for parts in zip(*self._buffer, strict=True))
