@@ -24,6 +24,7 @@ from features.schemas import STAGE_IDS, ContentBlock, ContentFormat
 from features.store import FeatureStoreService
 from ripen.settings import Settings
 
+TOPICS = ["cloud", "Compliance", "cost", "integration", "productivity", "security", "Quantum"]
 TYPES = ["page_view", "email_sent", "email_open", "email_click", "content_download", "webinar_attend"]
 
 
@@ -37,6 +38,7 @@ def synthetic(
             title=f"Block {i}",
             format=ContentFormat.WHITEPAPER,
             stages=(str(rng.choice(STAGE_IDS)),),
+            topics=tuple(str(t) for t in rng.choice(TOPICS, 2, replace=False)),
         )
         for i in range(n_contents)
     ]
