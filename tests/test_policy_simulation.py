@@ -90,6 +90,11 @@ def test_bad_parameters_name_the_field(kwargs: dict[str, float], match: str) -> 
         SimulatorContentPolicy(**kwargs)  # type: ignore[arg-type]
 
 
+def test_coverage_needs_seeds() -> None:
+    with pytest.raises(ValueError, match="`seeds` must name at least one seed"):
+        ope_coverage([])
+
+
 def test_ripen_beats_uniform_random_on_a_small_world() -> None:
     ripen = SimulatorContentPolicy(seed=5, refit_every_days=10)
     table = compare_policies(n_contacts=400, n_days=60, seed=5, policy=ripen)

@@ -174,8 +174,8 @@ class SimulatorContentPolicy:
     min_gap_days: cadence rule, a contact touched fewer days ago waits.
     wait_threshold: a contact waits when the best predicted reward among its candidates is not above this;
         None (the default) leaves waiting to the cadence rule. Measured on 2,000 contacts x 180 days (seed 1):
-        a 4-day cadence without score-based waits earned the most (18,949 vs 16,673 with threshold 0 and
-        17,987 at 3 days with threshold 0); the reward model underrates a send, so waiting on it costs.
+        a 4-day cadence with topic features and no score-based waits earned the most (18,949 vs 17,068
+        with threshold 0 at 3 days); the reward model underrates a send, so waiting on it costs.
     refit_every_days: buffered rewards are added to the reward model every this many days.
     prefer_unsent: decide among eligible blocks not yet sent to the contact while any are left (a repeat is
         worth much less in the simulator, and the bilinear model has no per-pair feature to learn that).
