@@ -38,6 +38,8 @@ def main() -> None:
     print(table.round(3).to_string())
     print(f"compare_seconds {time.perf_counter() - start:.1f}")
 
+    if args.ope_seeds < 1:  # --ope-seeds 0: the comparison only
+        return
     start = time.perf_counter()
     coverage = ope_coverage(range(1, args.ope_seeds + 1), args.ope_contacts, args.ope_days)
     print(f"\nDR coverage: {args.ope_contacts} contacts x {args.ope_days} days, uniform-random logs")
