@@ -118,7 +118,15 @@ class DecisionPipeline:
             policy_version=COLD_START_POLICY,
         )
         pipeline.load_champions()
+        pipeline.warm_up()
         return pipeline
+
+    def warm_up(self) -> None:
+        """Open the online reader now, so the first decision does not pay for Feast's setup."""
+        try:
+            self.features.online_features("__warm_up__", [])
+        except Exception as exc:  # noqa: BLE001 - an unreachable online store is handled per request
+            log.warning("online_store_unavailable_at_start", error=type(exc).__name__)
 
     def load_champions(self) -> None:
         """Champions from the MLflow registry; any that cannot be loaded keep their fallback (logged)."""
@@ -254,8 +262,8 @@ class DecisionPipeline:
         points_total = features.points.total if features is not None else fit_points(profile)
         readiness, r_version = points_readiness(points_total), POINTS_VERSION
         churn, c_version = 0.0, NO_CHURN_VERSION
-        if features is not None:
-            row = pd.DataFrame([features.model_row()])
+        if features is not None and (self.readiness_model is not None or self.churn_model is not None):
+            row = pd.DataFrame([features.model_row()])  # ~5 ms: built only when a champion will read it
             readiness, r_version = self._score(self.readiness_model, row, readiness, r_version, "readiness")
             churn, c_version = self._score(self.churn_model, row, churn, c_version, "churn")
         return readiness, churn, r_version, c_version
