@@ -188,6 +188,9 @@ def _command(kind: ScorerKind) -> None:
         every_days: EveryOpt = 7,
         max_per_contact: PerContactOpt = 4,
     ) -> None:
+        if data is None and label is not None:
+            typer.echo("error: --label names a column of a table: give the table with --data", err=True)
+            raise typer.Exit(code=2)
         if data is None:
             _run_from_stores(kind, (horizon_days, every_days, max_per_contact), as_json, dask)
             return
