@@ -110,7 +110,7 @@ def _online(frame: pd.DataFrame) -> dict[str, EngagementState]:
     return {cid: fold(evs) for cid, evs in events.items()}
 
 
-def _assert_same(batch_row: pd.Series, state: EngagementState) -> None:
+def _assert_same(batch_row: pd.Series | pd.DataFrame, state: EngagementState) -> None:
     assert batch_row["as_of_ts"] == state.as_of
     assert batch_row["first_seen_ts"] == state.first_seen_ts
     assert batch_row["events_total"] == state.events_total

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from features.decay import fold
-from features.schemas import ContactProfile, EngagementEvent, EventType
+from features.schemas import ContactProfile, EngagementEvent, EventType, LeadStatus
 from features.store import FeatureStoreService, counter_event, redis_connection_string
 from ripen.settings import Settings
 from tests.conftest import datasets_root
@@ -22,7 +22,9 @@ PROFILES = [
     ContactProfile(
         contact_id="c0", account_id="a0", seniority="VP", budget=True, need=True, company_size=500
     ),
-    ContactProfile(contact_id="c1", account_id="a1", lead_status="mql", lifecycle_stage="information"),
+    ContactProfile(
+        contact_id="c1", account_id="a1", lead_status=LeadStatus.MQL, lifecycle_stage="information"
+    ),
 ]
 
 
