@@ -131,3 +131,36 @@ def test_insight_explains_in_the_requested_language(
 def test_insight_needs_the_sales_scope_and_a_known_contact(client: TestClient, keys: Keys) -> None:
     assert client.get("/v1/contacts/c-ready/insight", headers=keys.engine).status_code == 403
     assert client.get("/v1/contacts/nobody/insight", headers=keys.sales).status_code == 404
+
+
+@pytest.mark.postgres
+def test_recommend_and_erasure_on_postgres_and_redis(
+    postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import redis
+
+    from features.online import redis_key
+
+    production = Settings(
+        profile="production",
+        postgres_url=postgres_url,
+        redis_url=redis_url,
+        data_dir=tmp_path_factory.mktemp("production") / "data",
+    )
+    build_world(production)
+    keys = make_keys(production)
+    config = FeatureStoreService(production).feast.config
+    key = redis_key(config.project, "contact_id", "c-ready", config.entity_key_serialization_version)
+    client_redis = redis.Redis.from_url(redis_url)
+    try:
+        assert client_redis.exists(key) == 1
+        with running_client(production) as client:
+            decided = client.post(
+                "/v1/recommend", json={"contact_id": "c-ready", "channel": "email"}, headers=keys.engine
+            ).json()
+            assert decided["content_id"] == "faq" and decided["degraded"] is False, decided
+            erased = client.delete("/v1/contacts/c-ready", headers=keys.admin).json()
+        assert erased["online_features_deleted"] is True and erased["decisions_deleted"] == 1
+        assert client_redis.exists(key) == 0
+    finally:
+        client_redis.close()
