@@ -28,6 +28,11 @@ def test_demo_ingests_every_simulated_event_once(settings: Settings) -> None:
     assert rerun["events_in_store"] == sim["events"]
     assert {step for step, _, _ in calls} >= {"simulate", "ingest"}
     assert ("simulate", 30, 30) in calls
+    names = [step.name for step in first.steps]
+    assert names == ["simulate", "ingest", "materialize", "train_readiness", "train_churn"]
+    assert int(first.steps[2].numbers["feature_views"]) >= 4
+    # 30 days cannot hold a 14-day label window plus a time split: the step says so instead of failing
+    assert "skipped" in first.steps[3].numbers
     with open_settings_event_store(settings) as store:
         assert len(store.list_content()) >= 40
         assert store.get_profile(store.list_profiles()[0].contact_id) is not None

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from features.store import FeatureStoreService
-from ripen.settings import Settings
+from ripen.cli import app
+from ripen.settings import Settings, get_settings
 from training.labels import outcome_events
 from training.simulation import JourneySimulator, SimulationResult, UniformRandomPolicy
 from training.training_sets import (
@@ -108,3 +111,24 @@ def test_too_short_history_is_a_clear_error(full_store: FeatureStoreService, wor
         build_training_set(full_store, world.events, "churn", SnapshotSampling(horizon_days=365))
     with pytest.raises(ValueError, match="every_days"):
         SnapshotSampling(every_days=0)
+
+
+@pytest.fixture
+def cli_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """The CLI reads ``get_settings()``: point it at the test's own stores."""
+    monkeypatch.setenv("RIPEN_DATA_DIR", str(settings.data_dir))
+    get_settings.cache_clear()
+    yield settings
+    get_settings.cache_clear()
+
+
+def test_train_without_data_on_an_empty_event_store_is_a_clear_error(cli_settings: Settings) -> None:
+    result = CliRunner().invoke(app, ["train", "readiness", "--json"])
+    assert result.exit_code == 2
+    assert "no events" in result.output
+
+
+def test_train_label_without_data_names_the_missing_option(cli_settings: Settings) -> None:
+    result = CliRunner().invoke(app, ["train", "churn", "--label", "Churn"])
+    assert result.exit_code == 2
+    assert "--data" in result.output
