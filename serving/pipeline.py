@@ -37,7 +37,7 @@ from features.online import CONTACT_VIEWS, DecisionFeatures, entity_key, redis_k
 from features.points import DEFAULT_POINTS, fit_points
 from features.schemas import Channel, ContactProfile
 from features.store import FeatureStoreService
-from models.context import ActionKind, Candidate, ContactContext, Decision, Touch
+from models.context import Candidate, ContactContext, Decision, Touch
 from models.policy.base import ContentPolicy
 from models.policy.decide import PreparedCatalog, context_snapshot, decide, prepare_catalog
 from models.policy.encoding import encode_contexts
@@ -361,7 +361,3 @@ class DecisionPipeline:
 def contact_hash(contact_id: str) -> str:
     """The audit's stand-in for a contact id (the same hash the stores use)."""
     return hashlib.sha256(contact_id.encode()).hexdigest()
-
-
-def is_content(decision: Decision) -> bool:
-    return decision.action is ActionKind.CONTENT
