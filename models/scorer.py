@@ -249,12 +249,18 @@ class BinaryScorer(ClassifierMixin, BaseEstimator):
         method = self.calibration
         if method == "auto":
             method = "isotonic" if len(y) >= ISOTONIC_MIN_ROWS else "sigmoid"
-        self.calibration_method_ = method
+        self.calibration_method_: str = method
         self.calibrator_: IsotonicRegression | LogisticRegression | None
         if method == "isotonic":
             self.calibrator_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(margin, y)
         elif method == "sigmoid":
             self.calibrator_ = LogisticRegression(C=1e6).fit(margin.reshape(-1, 1), y)
+            if self.calibrator_.coef_[0, 0] <= 0:
+                # A handful of held-out positives can fit a non-positive slope, which would invert the
+                # booster's ranking: keep its order and only shift the intercept to the observed base rate.
+                self.calibration_method_ = "sigmoid_intercept"
+                self.calibrator_.coef_ = np.array([[1.0]])
+                self.calibrator_.intercept_ = np.array([_intercept_shift(margin, y)])
         else:
             self.calibrator_ = None
 
@@ -294,3 +300,16 @@ class BinaryScorer(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "booster_")
         gain = self.booster_.feature_importance(importance_type="gain", iteration=self.best_iteration_)
         return pd.Series(gain, index=self.feature_names_in_).sort_values(ascending=False)
+
+
+def _intercept_shift(margin: np.ndarray, y: np.ndarray) -> float:
+    """Maximum-likelihood ``b`` of ``P(y=1) = sigmoid(margin + b)``: mean probability equals the base rate."""
+    from scipy.optimize import brentq
+    from scipy.special import expit
+
+    def excess(b: float) -> float:
+        return float(expit(margin + b).sum() - y.sum())
+
+    span = float(np.abs(margin).max()) + 50.0
+    return float(brentq(excess, -span, span))
+

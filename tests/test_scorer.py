@@ -169,3 +169,17 @@ def test_metrics_values_and_errors() -> None:
         binary_metrics(y, s[:-1])
     with pytest.raises(ValueError, match="NaN"):
         binary_metrics(y, np.where(y == 1, np.nan, 0.1))
+
+
+def test_sigmoid_calibration_never_inverts_the_ranking() -> None:
+    """Few held-out positives can fit a negative Platt slope; calibration must keep the booster's order."""
+    margin = np.linspace(-3.0, 3.0, 200)
+    y = np.zeros(200, dtype=int)
+    y[[3, 10, 17]] = 1  # the only positives sit at the low end: a free slope would come out negative
+    scorer = BinaryScorer(calibration="sigmoid")
+    scorer._fit_calibrator(margin, y)
+
+    p = scorer.calibrator_.predict_proba(margin.reshape(-1, 1))[:, 1]
+    assert scorer.calibration_method_ == "sigmoid_intercept"
+    assert np.all(np.diff(p) > 0), "calibrated probabilities must rise with the margin"
+    assert p.mean() == pytest.approx(y.mean(), rel=1e-6)
