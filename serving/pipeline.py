@@ -19,7 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -44,15 +44,14 @@ from models.policy.encoding import encode_contexts
 from models.policy.inverse_gap_weighting import InverseGapWeighting
 from ripen.settings import Settings
 from serving.metrics import ServingMetrics
+from training.champions import NO_CHURN_VERSION, POINTS_VERSION, Champions, load_champions
+
+if TYPE_CHECKING:
+    from training.registry import LoadedScorer
 
 log = structlog.get_logger(__name__)
 
-POINTS_VERSION = "points"
-NO_CHURN_VERSION = "none"
-COLD_START_POLICY = "cold-start"
 FALLBACK_POLICY = "stage-fit-fallback"
-READINESS_MODEL = "ripen-readiness"
-CHURN_MODEL = "ripen-churn"
 
 
 @dataclass(frozen=True)
@@ -94,12 +93,8 @@ class DecisionPipeline:
     settings: Settings
     decision_log: DecisionLog
     features: FeatureStoreService
-    policy: ContentPolicy
-    policy_version: str
-    readiness_model: object | None = None
-    readiness_version: str = POINTS_VERSION
-    churn_model: object | None = None
-    churn_version: str = NO_CHURN_VERSION
+    champions: Champions = field(default_factory=Champions)
+    """The models in use; replaced as a whole (never mutated) when champions change."""
     catalog_ttl: float = 30.0
     _catalog: PreparedCatalog | None = None
     _catalog_loaded: float = float("-inf")
@@ -114,8 +109,6 @@ class DecisionPipeline:
             settings=settings,
             decision_log=open_settings_decision_log(settings),
             features=FeatureStoreService(settings),
-            policy=InverseGapWeighting(),
-            policy_version=COLD_START_POLICY,
         )
         pipeline.load_champions()
         pipeline.warm_up()
@@ -129,35 +122,8 @@ class DecisionPipeline:
             log.warning("online_store_unavailable_at_start", error=type(exc).__name__)
 
     def load_champions(self) -> None:
-        """Champions from the MLflow registry; any that cannot be loaded keep their fallback (logged)."""
-        uri = self.settings.mlflow_tracking_uri
-        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-            log.info("no_model_registry_yet", hint="train and promote models; fallbacks serve until then")
-            return
-        try:
-            from training.policy_training import champion_policy
-            from training.registry import load_champion
-            from training.tracking import mlflow_client
-
-            client = mlflow_client(self.settings)
-        except Exception as exc:  # noqa: BLE001 - the registry is optional for serving
-            log.warning("model_registry_unavailable", error=str(exc))
-            return
-        for name, attr in ((READINESS_MODEL, "readiness"), (CHURN_MODEL, "churn")):
-            try:
-                loaded = load_champion(client, name)
-            except Exception as exc:  # noqa: BLE001
-                log.info("no_champion", model=name, reason=str(exc)[:200])
-                continue
-            setattr(self, f"{attr}_model", loaded)
-            setattr(self, f"{attr}_version", f"{name}/{loaded.version}")
-        try:
-            found = champion_policy(client)
-        except Exception as exc:  # noqa: BLE001
-            log.info("no_champion", model="ripen-policy", reason=str(exc)[:200])
-            found = None
-        if found is not None:
-            self.policy_version, self.policy = f"ripen-policy/{found[0]}", found[1]
+        """Load the registry's champions; models that cannot be loaded keep what serves now (logged)."""
+        self.champions = load_champions(self.settings, current=self.champions)
 
     def catalog(self, store: EventStore) -> PreparedCatalog:
         """The prepared active catalog, re-read from the event store at most every ``catalog_ttl`` seconds."""
@@ -200,10 +166,13 @@ class DecisionPipeline:
         except Exception as exc:  # noqa: BLE001 - any online-store failure means: answer from the fallback
             degraded = True
             log.warning("online_store_unavailable", error=type(exc).__name__)
-        readiness, churn, r_version, c_version = self._scores(features, profile)
+        champions = self.champions  # one snapshot for the whole decision, even if a reload swaps it
+        readiness, churn, r_version, c_version = self.scores(features, profile, champions)
         context = self._context(request, profile, features, readiness, churn, now)
         policy, version = (
-            (self._fallback_policy, FALLBACK_POLICY) if degraded else (self.policy, self.policy_version)
+            (self._fallback_policy, FALLBACK_POLICY)
+            if degraded
+            else (champions.policy, champions.policy_version)
         )
         event_id = str(uuid.uuid4())
         try:
@@ -255,30 +224,22 @@ class DecisionPipeline:
             seed=self.settings.seed,
         )[0]
 
-    def _scores(
-        self, features: DecisionFeatures | None, profile: ContactProfile | None
+    def scores(
+        self,
+        features: DecisionFeatures | None,
+        profile: ContactProfile | None,
+        champions: Champions | None = None,
     ) -> tuple[float, float, str, str]:
         """Readiness and churn risk with the versions that produced them (points / none as fallbacks)."""
+        champions = champions or self.champions
         points_total = features.points.total if features is not None else fit_points(profile)
         readiness, r_version = points_readiness(points_total), POINTS_VERSION
         churn, c_version = 0.0, NO_CHURN_VERSION
-        if features is not None and (self.readiness_model is not None or self.churn_model is not None):
+        if features is not None and (champions.readiness is not None or champions.churn is not None):
             row = pd.DataFrame([features.model_row()])  # ~5 ms: built only when a champion will read it
-            readiness, r_version = self._score(self.readiness_model, row, readiness, r_version, "readiness")
-            churn, c_version = self._score(self.churn_model, row, churn, c_version, "churn")
+            readiness, r_version = _score(champions.readiness, row, readiness, r_version, "readiness")
+            churn, c_version = _score(champions.churn, row, churn, c_version, "churn")
         return readiness, churn, r_version, c_version
-
-    def _score(
-        self, model: object | None, row: pd.DataFrame, default: float, default_version: str, kind: str
-    ) -> tuple[float, str]:
-        if model is None:
-            return default, default_version
-        try:
-            value = float(np.clip(model.predict(row)[0], 0.0, 1.0))  # type: ignore[attr-defined]
-        except Exception as exc:  # noqa: BLE001 - a scorer failure must not fail the decision
-            log.error("scorer_failed_using_fallback", kind=kind, error=str(exc)[:200])
-            return default, default_version
-        return value, getattr(self, f"{kind}_version")
 
     def _context(
         self,
@@ -356,6 +317,20 @@ class DecisionPipeline:
 
     def close(self) -> None:
         self.decision_log.close()
+
+
+def _score(
+    model: LoadedScorer | None, row: pd.DataFrame, default: float, default_version: str, kind: str
+) -> tuple[float, str]:
+    """``model``'s probability for ``row`` and its version; the fallback when there is none or it fails."""
+    if model is None:
+        return default, default_version
+    try:
+        value = float(np.clip(model.predict(row)[0], 0.0, 1.0))
+    except Exception as exc:  # noqa: BLE001 - a scorer failure must not fail the decision
+        log.error("scorer_failed_using_fallback", kind=kind, error=str(exc)[:200])
+        return default, default_version
+    return value, f"{model.name}/{model.version}"
 
 
 def contact_hash(contact_id: str) -> str:

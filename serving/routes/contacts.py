@@ -101,7 +101,7 @@ def _insight(
         features = pipeline.features.online_features(contact_id, [], at=datetime.now(UTC))
     except Exception:  # noqa: BLE001 - the card still shows stored facts
         features = None
-    readiness, churn, r_version, c_version = pipeline._scores(features, profile)
+    readiness, churn, r_version, c_version = pipeline.scores(features, profile)
     factors = []
     if features is not None and r_version == "points":
         for name, value in (("fit", features.points.fit), ("behaviour", features.points.behaviour)):
