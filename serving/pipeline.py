@@ -1,9 +1,11 @@
-"""The decision pipeline of ``POST /v1/recommend``: features → scores → guardrails → policy → decision log.
+"""The decision pipeline of ``POST /v1/recommend`` and its batch form: stores → decision core → log.
 
 ``DecisionPipeline.load`` runs once at app start (and the catalog again every ``catalog_ttl`` seconds): it
 opens the feature store service and the decision log, loads the champion readiness, churn and policy models
-from the MLflow registry when there are any, and prepares the catalog. Per request ``recommend`` does only
-one online lookup, two scorer calls, the vectorised guardrails and policy, and one decision-log insert.
+from the MLflow registry when there are any, and prepares the catalog. ``recommend`` is ``recommend_batch``
+with one contact: read profiles and online features (one fast lookup, or bulk reads for many), hand them to
+the I/O-free core ``models.decision_batch.decide_contacts`` (scores, guardrails, policy), and insert the
+decision-log records before answering.
 
 Fallbacks keep the engine answering: without a readiness champion the points score stands in; without a churn
 champion the risk is 0; without a policy champion the cold-start policy ranks by content metadata; when the
@@ -16,42 +18,38 @@ import hashlib
 import sqlite3
 import threading
 import time
-import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
 
-import numpy as np
-import pandas as pd
 import structlog
 
-from features.decision_log import (
-    DecisionLog,
-    DecisionRecord,
-    EligibleAction,
-    ExcludedCandidate,
-    open_settings_decision_log,
-)
+from features.bulk_lookup import BulkReader, read_profiles
+from features.decision_log import DecisionLog, DecisionRecord, open_settings_decision_log
 from features.event_store import EventStore
 from features.online import CONTACT_VIEWS, DecisionFeatures, entity_key, redis_key
-from features.points import DEFAULT_POINTS, fit_points
 from features.schemas import Channel, ContactProfile
 from features.store import FeatureStoreService
-from models.context import Candidate, ContactContext, Decision, Touch
+from models.context import Candidate
+from models.decision_batch import (
+    FALLBACK_POLICY,
+    ContactData,
+    ContactRequest,
+    Outcome,
+    decide_contacts,
+    points_readiness,
+    score_contacts,
+)
 from models.policy.base import ContentPolicy
-from models.policy.decide import PreparedCatalog, context_snapshot, decide, prepare_catalog
-from models.policy.encoding import encode_contexts
+from models.policy.decide import PreparedCatalog, prepare_catalog
 from models.policy.inverse_gap_weighting import InverseGapWeighting
 from ripen.settings import Settings
 from serving.metrics import ServingMetrics
-from training.champions import NO_CHURN_VERSION, POINTS_VERSION, Champions, load_champions
-
-if TYPE_CHECKING:
-    from training.registry import LoadedScorer
+from training.champions import Champions, load_champions
 
 log = structlog.get_logger(__name__)
 
-FALLBACK_POLICY = "stage-fit-fallback"
+__all__ = ["FALLBACK_POLICY", "DecisionPipeline", "Outcome", "RecommendInput", "points_readiness"]
 
 
 @dataclass(frozen=True)
@@ -64,31 +62,18 @@ class RecommendInput:
     candidate_ids: tuple[str, ...] | None = None
     excluded_ids: tuple[str, ...] = ()
     n_slots: int = 1
+    event_id: str | None = None
+    """The decision's id; a random one when omitted (batch jobs pass deterministic ids)."""
 
-
-@dataclass(frozen=True)
-class Outcome:
-    """A decision and what it was made from."""
-
-    decision: Decision
-    readiness: float
-    churn_risk: float
-    cold_start: bool
-    degraded: bool
-    readiness_version: str
-    churn_version: str
-    features: DecisionFeatures | None
-    unknown_candidates: tuple[str, ...] = ()
-
-
-def points_readiness(total: float) -> float:
-    """The points score as a readiness stand-in: the share of the sales-alert threshold, capped at 1."""
-    return float(min(1.0, max(0.0, total / DEFAULT_POINTS.sales_alert)))
+    def contact_request(self) -> ContactRequest:
+        return ContactRequest(
+            self.contact_id, self.stage, self.candidate_ids, self.excluded_ids, event_id=self.event_id
+        )
 
 
 @dataclass
 class DecisionPipeline:
-    """What decisions need, loaded once; ``recommend`` is the per-request path (thread-safe)."""
+    """What decisions need, loaded once; ``recommend`` and ``recommend_batch`` are the per-request paths."""
 
     settings: Settings
     decision_log: DecisionLog
@@ -99,6 +84,7 @@ class DecisionPipeline:
     _catalog: PreparedCatalog | None = None
     _catalog_loaded: float = float("-inf")
     _fallback_policy: ContentPolicy = field(default_factory=lambda: InverseGapWeighting(greedy=True))
+    _bulk_reader: BulkReader | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- loading ----------------------------------------------------------------------------------------
@@ -144,85 +130,86 @@ class DecisionPipeline:
     def recommend(
         self, request: RecommendInput, store: EventStore, metrics: ServingMetrics, now: datetime | None = None
     ) -> Outcome:
-        """Decide for one contact and log the decision durably before answering."""
+        """Decide for one contact and log the decision durably before answering (the batch path, n = 1)."""
+        return self.recommend_batch([request], store, metrics, now)[0]
+
+    def recommend_batch(
+        self,
+        requests: Sequence[RecommendInput],
+        store: EventStore,
+        metrics: ServingMetrics,
+        now: datetime | None = None,
+    ) -> list[Outcome]:
+        """Decide for many contacts in one vectorised pass, log every decision durably, answer in order.
+
+        One snapshot of champions and catalog serves the whole batch; requests are grouped by channel and
+        slot count (the policy decides a group at once). Callers remove duplicate contacts first.
+        """
         now = now or datetime.now(UTC)
         catalog = self.catalog(store)
-        known = {c.content_id for c in catalog.candidates}
-        excluded = set(request.excluded_ids)
-        unknown: tuple[str, ...] = ()
-        if request.candidate_ids is not None:
-            unknown = tuple(dict.fromkeys(c for c in request.candidate_ids if c not in known))
-            excluded |= known - set(request.candidate_ids)
-        profile = store.get_profile(request.contact_id)
-        ids = (
-            [c for c in request.candidate_ids if c in known]
-            if request.candidate_ids is not None
-            else sorted(known)
-        )
-        degraded = False
-        features: DecisionFeatures | None = None
-        try:
-            features = self.features.online_features(request.contact_id, ids, at=now)
-        except Exception as exc:  # noqa: BLE001 - any online-store failure means: answer from the fallback
-            degraded = True
-            log.warning("online_store_unavailable", error=type(exc).__name__)
-        champions = self.champions  # one snapshot for the whole decision, even if a reload swaps it
-        readiness, churn, r_version, c_version = self.scores(features, profile, champions)
-        context = self._context(request, profile, features, readiness, churn, now)
-        policy, version = (
-            (self._fallback_policy, FALLBACK_POLICY)
-            if degraded
-            else (champions.policy, champions.policy_version)
-        )
-        event_id = str(uuid.uuid4())
-        try:
-            decision = self._decide(context, catalog, policy, version, request, excluded, event_id, now)
-        except ValueError as exc:  # a champion trained on other features: the cold-start prior decides
-            log.error("policy_failed_using_fallback", policy=version, error=str(exc)[:200])
-            decision = self._decide(
-                context, catalog, self._fallback_policy, FALLBACK_POLICY, request, excluded, event_id, now
+        champions = self.champions  # one snapshot for the whole batch, even if a reload swaps it
+        data = self.contact_data([r.contact_id for r in requests], store, catalog, now)
+        outcomes: list[Outcome | None] = [None] * len(requests)
+        records: list[DecisionRecord] = []
+        groups: dict[tuple[Channel, int], list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault((r.channel, r.n_slots), []).append(i)
+        for (channel, n_slots), rows in groups.items():
+            result = decide_contacts(
+                [requests[i].contact_request() for i in rows],
+                [data[i] for i in rows],
+                catalog,
+                champions,
+                channel=channel,
+                now=now,
+                n_slots=n_slots,
+                seed=self.settings.seed,
+                fallback_policy=self._fallback_policy,
             )
-        self.decision_log.log([self._record(decision, context, catalog)])
-        metrics.count_decision(decision.action.value)
-        counts: dict[str, int] = {}
-        for exclusion in decision.exclusions:
-            counts[exclusion.reason.value] = counts.get(exclusion.reason.value, 0) + 1
-        metrics.count_exclusions(counts)
-        return Outcome(
-            decision=decision,
-            readiness=readiness,
-            churn_risk=churn,
-            cold_start=features.cold_start if features is not None else profile is None,
-            degraded=degraded,
-            readiness_version=r_version,
-            churn_version=c_version,
-            features=features,
-            unknown_candidates=unknown,
-        )
+            records.extend(result.records)
+            for i, outcome in zip(rows, result.outcomes, strict=True):
+                outcomes[i] = outcome
+        self.decision_log.log(records)
+        done = [o for o in outcomes if o is not None]
+        for outcome in done:
+            metrics.count_decision(outcome.decision.action.value)
+            counts: dict[str, int] = {}
+            for exclusion in outcome.decision.exclusions:
+                counts[exclusion.reason.value] = counts.get(exclusion.reason.value, 0) + 1
+            metrics.count_exclusions(counts)
+        return done
 
-    def _decide(
-        self,
-        context: ContactContext,
-        catalog: PreparedCatalog,
-        policy: ContentPolicy,
-        version: str,
-        request: RecommendInput,
-        excluded: set[str],
-        event_id: str,
-        now: datetime,
-    ) -> Decision:
-        return decide(
-            [context],
-            catalog,
-            policy,
-            channel=request.channel,
-            now=now,
-            policy_version=version,
-            excluded_ids=[excluded],
-            event_ids=[event_id],
-            n_slots=request.n_slots,
-            seed=self.settings.seed,
-        )[0]
+    def contact_data(
+        self, contact_ids: Sequence[str], store: EventStore, catalog: PreparedCatalog, now: datetime
+    ) -> list[ContactData]:
+        """Profiles and online features of the contacts (``features=None`` when the online store is down).
+
+        One contact goes through the single fast lookup; more are read in bulk (same rows, same maths).
+        """
+        ids = sorted(c.content_id for c in catalog.candidates)
+        single = len(contact_ids) == 1
+        profiles = (
+            {contact_ids[0]: store.get_profile(contact_ids[0])}
+            if single
+            else read_profiles(store, contact_ids)
+        )
+        features: Sequence[DecisionFeatures | None]
+        try:
+            if single:
+                features = [self.features.online_features(contact_ids[0], ids, at=now)]
+            else:
+                features = self._bulk().read(contact_ids, ids, now)
+        except Exception as exc:  # noqa: BLE001 - any online-store failure means: answer from the fallback
+            log.warning("online_store_unavailable", error=type(exc).__name__)
+            features = [None] * len(contact_ids)
+        return [ContactData(profiles.get(c), f) for c, f in zip(contact_ids, features, strict=True)]
+
+    def _bulk(self) -> BulkReader:
+        if self._bulk_reader is None:
+            with self._lock:
+                if self._bulk_reader is None:
+                    self._bulk_reader = BulkReader(self.features)
+        return self._bulk_reader
 
     def scores(
         self,
@@ -231,60 +218,10 @@ class DecisionPipeline:
         champions: Champions | None = None,
     ) -> tuple[float, float, str, str]:
         """Readiness and churn risk with the versions that produced them (points / none as fallbacks)."""
-        champions = champions or self.champions
-        points_total = features.points.total if features is not None else fit_points(profile)
-        readiness, r_version = points_readiness(points_total), POINTS_VERSION
-        churn, c_version = 0.0, NO_CHURN_VERSION
-        if features is not None and (champions.readiness is not None or champions.churn is not None):
-            row = pd.DataFrame([features.model_row()])  # ~5 ms: built only when a champion will read it
-            readiness, r_version = _score(champions.readiness, row, readiness, r_version, "readiness")
-            churn, c_version = _score(champions.churn, row, churn, c_version, "churn")
-        return readiness, churn, r_version, c_version
-
-    def _context(
-        self,
-        request: RecommendInput,
-        profile: ContactProfile | None,
-        features: DecisionFeatures | None,
-        readiness: float,
-        churn: float,
-        now: datetime,
-    ) -> ContactContext:
-        consumed = features.consumed_content_ids if features is not None else frozenset()
-        touches: tuple[Touch, ...] = ()
-        base = profile or ContactProfile(contact_id=request.contact_id)
-        stage = request.stage or base.lifecycle_stage
-        if features is not None and features.days_since_last_touch is not None:
-            touches = (Touch(at=now - timedelta(days=features.days_since_last_touch), stage=stage),)
-        context = ContactContext.from_profile(
-            base, consumed_ids=consumed, touches=touches, readiness=readiness, churn_risk=churn
+        readiness, churn, r_versions, c_versions = score_contacts(
+            [ContactData(profile, features)], champions or self.champions
         )
-        if request.stage is not None:
-            context = ContactContext(**{**context.__dict__, "stage": request.stage})
-        return context
-
-    def _record(
-        self, decision: Decision, context: ContactContext, catalog: PreparedCatalog
-    ) -> DecisionRecord:
-        """The decision-log row, reusing the catalog's encoded action features (no re-encoding)."""
-        position = {c.content_id: j for j, c in enumerate(catalog.candidates)}
-        return DecisionRecord(
-            event_id=decision.event_id,
-            decided_at=decision.decided_at,
-            contact_id=decision.contact_id,
-            action=decision.action.value,
-            policy_version=decision.policy_version,
-            content_id=decision.content_id,
-            probability=decision.probability,
-            context=context_snapshot(context),
-            context_features=tuple(float(v) for v in encode_contexts([context])[0]),
-            eligible=tuple(
-                EligibleAction(cid, p, tuple(float(v) for v in catalog.action_features[position[cid]]))
-                for cid, p in decision.eligible_probabilities.items()
-            ),
-            exclusions=tuple(ExcludedCandidate(e.content_id, e.reason.value) for e in decision.exclusions),
-            wait_until=decision.wait_until,
-        )
+        return float(readiness[0]), float(churn[0]), r_versions[0], c_versions[0]
 
     # -- erasure ----------------------------------------------------------------------------------------
     def erase_online(self, contact_id: str) -> bool:
@@ -316,21 +253,9 @@ class DecisionPipeline:
         return deleted > 0
 
     def close(self) -> None:
+        if self._bulk_reader is not None:
+            self._bulk_reader.close()
         self.decision_log.close()
-
-
-def _score(
-    model: LoadedScorer | None, row: pd.DataFrame, default: float, default_version: str, kind: str
-) -> tuple[float, str]:
-    """``model``'s probability for ``row`` and its version; the fallback when there is none or it fails."""
-    if model is None:
-        return default, default_version
-    try:
-        value = float(np.clip(model.predict(row)[0], 0.0, 1.0))
-    except Exception as exc:  # noqa: BLE001 - a scorer failure must not fail the decision
-        log.error("scorer_failed_using_fallback", kind=kind, error=str(exc)[:200])
-        return default, default_version
-    return value, f"{model.name}/{model.version}"
 
 
 def contact_hash(contact_id: str) -> str:
