@@ -63,7 +63,22 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest accepted HTTP request body (bytes); larger gets 413.",
     )
+    champion_poll_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often serving checks the registry's champion aliases and swaps in promoted models.",
+    )
     seed: int = 7
+    max_batch_contacts: int = Field(
+        default=1_000, gt=0, description="Most contacts per POST /v1/recommend/batch; larger gets 413."
+    )
+    batch_unknown_contacts: Literal["cold_start", "reject"] = Field(
+        default="cold_start",
+        description="Batch decisions for contacts without profile or features: cold start or reject.",
+    )
+    batch_chunk_size: int = Field(
+        default=20_000, gt=0, description="Contacts decided and checkpointed together by batch jobs."
+    )
 
     api_keys: dict[str, SecretStr] = Field(
         default_factory=dict,
