@@ -14,7 +14,7 @@ from __future__ import annotations
 import pickle
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from features.decision_log import DecisionLog, DecisionRecord, RewardRecord, ope
 from models.policy.base import ContentPolicy
 from models.policy.inverse_gap_weighting import InverseGapWeighting
 from ripen.settings import Settings
+from training.model_card import log_policy_card
 from training.ope import OPEReport, evaluate_policy
 from training.rewards import RewardConfig, RewardJoin, join_rewards
 
@@ -347,6 +348,9 @@ def train_policy(
                 metadata={"ripen_format": POLICY_FORMAT, "action_ids": list(data.action_ids)},
                 registered_model_name=POLICY_MODEL_NAME,
             )
+        log_policy_card(
+            info.model_id, POLICY_MODEL_NAME, (train, test), report, (bar, reason), asdict(config)
+        )
     version = str(info.registered_model_version)
     tags = {
         "gate.verdict": "promoted" if promoted else "rejected",

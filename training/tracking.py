@@ -1,4 +1,4 @@
-"""MLflow tracking for scorer runs: where runs go, the typed pyfunc wrapper of a scorer, and the model card.
+"""MLflow tracking for scorer runs: where runs go, the typed pyfunc wrapper of a scorer, and its model card.
 
 Tracking and registry URIs come from ``Settings`` and are set inside functions, never at import time.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pickle
 import tempfile
-from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,14 @@ from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 from mlflow.pyfunc import PythonModel
 
-from models.metrics import BinaryMetrics
 from models.scorer import BinaryScorer
 from ripen.settings import Settings
+from training.model_card import DataWindow, attach_card, scorer_card, scorer_card_from_run
+
+__all__ = ["DataWindow", "ensure_experiment", "log_scorer_model", "mlflow_client", "model_card"]
+
+model_card = scorer_card
+"""The scorer card renderer under its historical name (``training.model_card.scorer_card``)."""
 
 MODEL_FORMAT = "ripen-scorer/1"
 SCORER_ARTIFACT = "scorer"
@@ -74,14 +78,15 @@ class ScorerModel(PythonModel):
 
 
 def log_scorer_model(scorer: BinaryScorer, example: pd.DataFrame, name: str = "model") -> ModelInfo:
-    """Log ``scorer`` in the active run as a pyfunc with signature, input example and format metadata."""
+    """Log ``scorer`` in the active run as a pyfunc with signature, input example, format metadata and a
+    model card rendered from what the run logged before (window params, test and baseline metrics)."""
     model_input = as_model_input(example.head(5))
     signature = infer_signature(model_input, scorer.predict_proba(example.head(5))[:, 1])
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scorer.pkl"
         with path.open("wb") as fh:
             pickle.dump(scorer, fh)
-        return mlflow.pyfunc.log_model(
+        info = mlflow.pyfunc.log_model(
             name=name,
             python_model=ScorerModel(),
             artifacts={SCORER_ARTIFACT: str(path)},
@@ -90,88 +95,16 @@ def log_scorer_model(scorer: BinaryScorer, example: pd.DataFrame, name: str = "m
             metadata={"ripen_format": MODEL_FORMAT, "features": list(scorer.feature_names_in_)},
             pip_requirements=[f"{p}=={version(p)}" for p in ("lightgbm", "scikit-learn", "pandas", "mlflow")],
         )
+    attach_card(_card_for_active_run(scorer), info.model_id)
+    return info
 
 
-@dataclass(frozen=True)
-class DataWindow:
-    """Time range and size of each part of a training set, for the run and the model card."""
-
-    train: tuple[str, str, int]
-    valid: tuple[str, str, int]
-    test: tuple[str, str, int]
-
-    def as_params(self) -> dict[str, str]:
-        """Flat MLflow parameters: ``data.train.start`` etc."""
-        out = {}
-        for part in ("train", "valid", "test"):
-            start, end, rows = getattr(self, part)
-            out.update({f"data.{part}.start": start, f"data.{part}.end": end, f"data.{part}.rows": str(rows)})
-        return out
-
-    @property
-    def test_label(self) -> str:
-        """The test window as one string, used to compare models on the same rows."""
-        return f"{self.test[0]}..{self.test[1]} ({self.test[2]} rows)"
-
-
-def model_card(
-    model_name: str,
-    window: DataWindow,
-    features: list[str],
-    model: BinaryMetrics,
-    baseline: BinaryMetrics | None,
-    params: dict[str, Any],
-) -> str:
-    """Markdown model card: intended use, data window, features, metrics next to the points score, limits."""
-
-    def fmt(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:.4f}"
-
-    rows = ["| metric | model | points score |", "|---|---|---|"]
-    for name in ("roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift"):
-        rows.append(
-            f"| {name} | {fmt(getattr(model, name))} | {fmt(getattr(baseline, name) if baseline else None)} |"
-        )
-    use = (
-        "Rank contacts by the probability that they reach SQL, ask for a demo or consultation, or get an "
-        "opportunity within the horizon, so sales calls them when they are ripe."
-        if "readiness" in model_name
-        else "Rank customers by the probability that they cancel or fail to renew within the horizon, so "
-        "customer success can act first."
-    )
-    return "\n".join(
-        [
-            f"# Model card: {model_name}",
-            "",
-            "## Intended use",
-            use,
-            "Not for automated decisions about individuals without a human in the loop; not for credit, "
-            "pricing or employment decisions.",
-            "",
-            "## Data window",
-            *(
-                f"- {part}: {s} .. {e}, {n} rows"
-                for part, (s, e, n) in (
-                    ("train", window.train),
-                    ("valid", window.valid),
-                    ("test", window.test),
-                )
-            ),
-            "",
-            f"## Features ({len(features)})",
-            ", ".join(f"`{f}`" for f in features),
-            "",
-            "## Metrics on the test window",
-            *rows,
-            "",
-            "## Training",
-            ", ".join(f"{k}={v}" for k, v in sorted(params.items())),
-            "",
-            "## Known limits",
-            "- Probabilities are calibrated on a held-out slice of the validation window; drift after the "
-            "test window is not covered.",
-            "- Contacts and customers unlike the training population (new segments, new categories) get "
-            "scores from missing-value branches: unseen categories are treated as missing.",
-            "- SHAP factors explain the model, not the world: they are associations, not causes.",
-        ]
-    )
+def _card_for_active_run(scorer: BinaryScorer) -> str:
+    """The scorer's card from the active run; the run's experiment is named after the registered model."""
+    active = mlflow.active_run()
+    client = MlflowClient()
+    run = client.get_run(active.info.run_id) if active is not None else None
+    experiment = client.get_experiment(run.info.experiment_id) if run is not None else None
+    params = {k: str(v) for k, v in scorer.get_params().items() if k != "scheduler"}
+    model_name = experiment.name if experiment is not None else "scorer"
+    return scorer_card_from_run(run, model_name, list(scorer.feature_names_in_), params)
