@@ -1,4 +1,4 @@
-"""Every registered scorer and policy version carries a model card with the numbers of its own training run."""
+"""Each registered scorer and policy version carries a model card with the numbers of its own run."""
 
 from __future__ import annotations
 
