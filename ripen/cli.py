@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ripen.commands import demo, evaluate, events, features, serve, simulate, train
+from ripen.commands import decide, demo, evaluate, events, features, models, serve, simulate, train
 from ripen.log_config import configure_logging
 
 app = typer.Typer(
@@ -30,5 +30,5 @@ def main(
     configure_logging(level=log_level, json=log_json)
 
 
-for _module in (simulate, events, features, train, evaluate, serve, demo):
+for _module in (simulate, events, features, train, evaluate, models, serve, demo, decide):
     _module.register(app)

@@ -1,0 +1,563 @@
+"""Batch decisions for a whole audience (``ripen decide`` and the API's async jobs), in resumable chunks.
+
+An audience (CSV/Parquet of ``contact_id`` with optional ``program``/``stage``, or a segment expression over
+the profiles) is decided chunk by chunk by the same core as a single ``recommend``
+(``models.decision_batch.decide_contacts``): bulk profile and online-feature reads, batch scoring, every
+guardrail, the policy with exact probabilities. Each chunk's decision-log records are inserted, then its rows
+are written to ``<run dir>/part-NNNNN.parquet`` (atomic rename). Event ids are deterministic per
+(run id, contact) and the log insert is idempotent, so an interrupted run re-run with the same run id skips
+finished chunks, redoes at most the one in flight, and never logs a decision twice. The decision time is
+fixed in the run's manifest, so the resumed chunks decide exactly as the first attempt would have.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import structlog
+
+from features.decision_log import DecisionLog
+from features.event_store import EventStore
+from features.schemas import DEFAULT_TAXONOMY, Channel, StageTaxonomy
+from models.context import Candidate
+from models.decision_batch import (
+    ContactData,
+    ContactRequest,
+    ModelSet,
+    Outcome,
+    batch_event_id,
+    decide_contacts,
+)
+from models.policy.base import ContentPolicy
+from models.policy.decide import PreparedCatalog, prepare_catalog
+from models.policy.inverse_gap_weighting import InverseGapWeighting
+from ripen.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+MAX_ID_LENGTH = 128
+REJECTED = "rejected"
+DECIDED = "decided"
+OUTPUT_FORMATS = ("parquet", "csv", "jsonl")
+OUTPUT_SCHEMA = pa.schema(
+    [
+        ("contact_id", pa.string()),
+        ("program", pa.string()),
+        ("requested_stage", pa.string()),
+        ("status", pa.string()),
+        ("event_id", pa.string()),
+        ("action", pa.string()),
+        ("content_id", pa.string()),
+        ("probability", pa.float64()),
+        ("alternatives", pa.string()),
+        ("wait_until", pa.timestamp("us", tz="UTC")),
+        ("reason", pa.string()),
+        ("stage", pa.string()),
+        ("readiness", pa.float64()),
+        ("churn_risk", pa.float64()),
+        ("cold_start", pa.bool_()),
+        ("degraded", pa.bool_()),
+        ("policy_version", pa.string()),
+        ("readiness_version", pa.string()),
+        ("churn_version", pa.string()),
+        ("decided_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+"""One row per audience contact: what the journey engine does next (``alternatives`` joined by ``|``)."""
+
+
+class AudienceError(ValueError):
+    """A malformed audience or segment; the message names the line or the problem."""
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Contacts to decide for, first occurrence of each id kept; ``duplicates`` counts the dropped repeats."""
+
+    contact_ids: list[str]
+    programs: list[str | None]
+    stages: list[str | None]
+    duplicates: int = 0
+
+    def __len__(self) -> int:
+        return len(self.contact_ids)
+
+    def fingerprint(self) -> str:
+        """A digest of ids, programs and stages: a run id may only resume the audience it started with."""
+        digest = hashlib.sha256()
+        for cid, program, stage in zip(self.contact_ids, self.programs, self.stages, strict=True):
+            digest.update(f"{cid}\x1f{program or ''}\x1f{stage or ''}\x1e".encode())
+        return digest.hexdigest()
+
+
+class _AudienceBuilder:
+    def __init__(self, taxonomy: StageTaxonomy) -> None:
+        self.ids: list[str] = []
+        self.programs: list[str | None] = []
+        self.stages: list[str | None] = []
+        self.seen: set[str] = set()
+        self.duplicates = 0
+        self.taxonomy = taxonomy
+
+    def add(self, line: int, contact_id: Any, program: Any, stage: Any) -> None:
+        cid = "" if contact_id is None else str(contact_id).strip()
+        if not cid:
+            raise AudienceError(f"line {line}: `contact_id` is empty")
+        if len(cid) > MAX_ID_LENGTH:
+            raise AudienceError(f"line {line}: `contact_id` must be at most {MAX_ID_LENGTH} characters")
+        stage_text = None if stage is None or str(stage).strip() == "" else str(stage).strip()
+        if stage_text is not None and stage_text not in self.taxonomy.ids:
+            raise AudienceError(
+                f"line {line}: `stage` must be one of {', '.join(self.taxonomy.ids)}, but got {stage_text!r}"
+            )
+        if cid in self.seen:
+            self.duplicates += 1
+            return
+        self.seen.add(cid)
+        self.ids.append(cid)
+        self.programs.append(None if program is None or str(program) == "" else str(program))
+        self.stages.append(stage_text)
+
+    def build(self) -> Audience:
+        return Audience(self.ids, self.programs, self.stages, self.duplicates)
+
+
+def read_audience(path: Path, taxonomy: StageTaxonomy = DEFAULT_TAXONOMY) -> Audience:
+    """Read a CSV (header row) or Parquet audience; ``AudienceError`` names the first bad line.
+
+    Lines count from 1 with the CSV header as line 1 (Parquet: row r is line r + 2, as if a header).
+    """
+    if not path.exists():
+        raise AudienceError(f"audience file {path} does not exist")
+    builder = _AudienceBuilder(taxonomy)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise AudienceError(f"{path} is not a readable Parquet file: {exc}") from None
+        if "contact_id" not in table.column_names:
+            raise AudienceError(
+                f"line 1: the audience needs a `contact_id` column, found {table.column_names}"
+            )
+        columns = {
+            n: table.column(n).to_pylist()
+            for n in ("contact_id", "program", "stage")
+            if n in table.column_names
+        }
+        n = table.num_rows
+        for r in range(n):
+            builder.add(
+                r + 2,
+                columns["contact_id"][r],
+                columns.get("program", [None] * n)[r],
+                columns.get("stage", [None] * n)[r],
+            )
+        return builder.build()
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise AudienceError(
+                "line 1: the audience file is empty (expected a header with `contact_id`)"
+            ) from None
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise AudienceError(f"line 1: {exc}") from None
+        if "contact_id" not in header:
+            raise AudienceError(f"line 1: the header needs a `contact_id` column, found {header}")
+        unknown = [h for h in header if h not in ("contact_id", "program", "stage")]
+        if unknown:
+            raise AudienceError(f"line 1: unknown columns {unknown}; allowed: contact_id, program, stage")
+        position = {h: i for i, h in enumerate(header)}
+        try:
+            for fields in reader:
+                line = reader.line_num
+                if not fields:
+                    continue
+                if len(fields) != len(header):
+                    raise AudienceError(f"line {line}: expected {len(header)} fields, but got {len(fields)}")
+                builder.add(
+                    line,
+                    fields[position["contact_id"]],
+                    fields[position["program"]] if "program" in position else None,
+                    fields[position["stage"]] if "stage" in position else None,
+                )
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise AudienceError(f"line {reader.line_num + 1}: {exc}") from None
+    return builder.build()
+
+
+_FORBIDDEN = re.compile(
+    r";|--|/\*|\*/|\b(select|from|attach|copy|pragma|install|load|create|drop|insert|update|delete|call|export|import|set|read_\w+)\b",
+    re.IGNORECASE,
+)
+
+
+def validate_segment(expression: str) -> str:
+    """The segment expression, checked to be one boolean SQL condition (no statements, no table functions)."""
+    text = expression.strip()
+    if not text:
+        raise AudienceError(
+            "`--segment` is empty; e.g. \"lifecycle_stage = 'information' AND consent_email\""
+        )
+    found = _FORBIDDEN.search(text)
+    if found:
+        raise AudienceError(
+            f"`--segment` must be a WHERE condition over profile columns; {found.group(0)!r} is not allowed"
+        )
+    return text
+
+
+def segment_audience(store: EventStore, expression: str) -> Audience:
+    """The contacts whose profile matches ``expression``, a DuckDB WHERE condition over ``profiles``.
+
+    The condition runs in an in-memory DuckDB with external access disabled and only the profiles frame
+    registered; ``validate_segment`` rejects statements, sub-queries and table functions first.
+    """
+    import duckdb
+
+    text = validate_segment(expression)
+    profiles = store.profiles_frame()
+    con = duckdb.connect(config={"enable_external_access": False})
+    try:
+        con.register("profiles", profiles)
+        con.execute("SET lock_configuration = true")
+        try:
+            ids = [
+                str(r[0])
+                for r in con.execute(
+                    f"SELECT contact_id FROM profiles WHERE ({text}) ORDER BY contact_id"
+                ).fetchall()
+            ]
+        except duckdb.Error as exc:
+            columns = ", ".join(map(str, profiles.columns))
+            raise AudienceError(f"`--segment` is not a valid condition over ({columns}): {exc}") from None
+    finally:
+        con.close()
+    return Audience(ids, [None] * len(ids), [None] * len(ids))
+
+
+ContactSource = Callable[[Sequence[str], datetime], list[ContactData]]
+"""Reads the profiles and decision features of a chunk of contact ids at the decision time."""
+
+
+@dataclass
+class BatchResources:
+    """What a batch run reads and writes: contact source, catalog, models and the decision log."""
+
+    source: ContactSource
+    catalog: PreparedCatalog
+    models: ModelSet
+    decision_log: DecisionLog
+    fallback_policy: ContentPolicy = field(default_factory=lambda: InverseGapWeighting(greedy=True))
+    close: Callable[[], None] = lambda: None
+
+
+def open_resources(settings: Settings) -> BatchResources:
+    """The stores ``settings`` names: event store profiles, online features in bulk, champions, the log."""
+    from features.bulk_lookup import BulkReader, read_profiles
+    from features.decision_log import open_settings_decision_log
+    from features.event_store import open_settings_event_store
+    from features.store import FeatureStoreService
+    from training.champions import load_champions
+
+    store = open_settings_event_store(settings)
+    catalog = prepare_catalog([Candidate.from_block(b) for b in store.list_content(active_only=True)])
+    reader = BulkReader(FeatureStoreService(settings))
+    decision_log = open_settings_decision_log(settings)
+    content_ids = sorted(c.content_id for c in catalog.candidates)
+
+    def source(ids: Sequence[str], now: datetime) -> list[ContactData]:
+        profiles = read_profiles(store, ids)
+        features = reader.read(ids, content_ids, now)
+        return [ContactData(profiles.get(c), f) for c, f in zip(ids, features, strict=True)]
+
+    def close() -> None:
+        reader.close()
+        decision_log.close()
+        store.close()
+
+    return BatchResources(source, catalog, load_champions(settings), decision_log, close=close)
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What a run did; ``resumed_chunks`` were already done by an earlier attempt with the same run id."""
+
+    run_id: str
+    run_dir: str
+    out: str
+    contacts: int
+    duplicates: int
+    decided: int
+    rejected: int
+    cold_start: int
+    degraded: int
+    actions: dict[str, int]
+    chunks: int
+    resumed_chunks: int
+    log_stored: int
+    log_duplicates: int
+    seconds: float
+
+
+class Progress(Protocol):
+    def __call__(self, done: int, total: int) -> None: ...
+
+
+def default_run_id(audience: Audience, channel: Channel, day: datetime | None = None) -> str:
+    """Same audience, channel and UTC day → same run id, so re-running after a crash resumes."""
+    day = day or datetime.now(UTC)
+    digest = hashlib.sha256(f"{audience.fingerprint()}/{channel.value}".encode()).hexdigest()[:16]
+    return f"{day:%Y%m%d}-{digest}"
+
+
+def run_dir(settings: Settings, run_id: str) -> Path:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,80}", run_id) or run_id.startswith("."):
+        raise ValueError(f"`run_id` must be 1-80 letters, digits, '.', '_' or '-', but got {run_id!r}")
+    return settings.data_dir / "batch_runs" / run_id
+
+
+def run_batch(
+    settings: Settings,
+    audience: Audience,
+    *,
+    channel: Channel,
+    resources: BatchResources,
+    out: Path | None = None,
+    run_id: str | None = None,
+    chunk_size: int | None = None,
+    progress: Progress | None = None,
+) -> BatchReport:
+    """Decide for the whole audience chunk by chunk (resumable; see the module docstring); write ``out``."""
+    started = time.perf_counter()
+    run_id = run_id or default_run_id(audience, channel)
+    directory = run_dir(settings, run_id)
+    manifest = _manifest(directory, audience, channel, chunk_size or settings.batch_chunk_size)
+    size = int(manifest["chunk_size"])
+    now = datetime.fromisoformat(str(manifest["decided_at"]))
+    n_chunks = max(1, -(-len(audience) // size))
+    reject_unknown = settings.batch_unknown_contacts == "reject"
+    resumed = stored = duplicates = 0
+    for k in range(n_chunks):
+        part = directory / f"part-{k:05d}.parquet"
+        lo, hi = k * size, min((k + 1) * size, len(audience))
+        if part.exists():
+            resumed += 1
+        else:
+            table, result_stored, result_dupes = _decide_chunk(
+                audience, lo, hi, run_id, channel, now, settings.seed, resources, reject_unknown
+            )
+            stored, duplicates = stored + result_stored, duplicates + result_dupes
+            tmp = part.with_suffix(".tmp")
+            pq.write_table(table, tmp)
+            os.replace(tmp, part)
+        if progress is not None:
+            progress(hi, len(audience))
+    target = out or directory / "decisions.parquet"
+    counts = write_output([directory / f"part-{k:05d}.parquet" for k in range(n_chunks)], target)
+    manifest["completed"] = True
+    _write_json(directory / "manifest.json", manifest)
+    report = BatchReport(
+        run_id=run_id,
+        run_dir=str(directory),
+        out=str(target),
+        contacts=len(audience),
+        duplicates=audience.duplicates,
+        decided=counts["decided"],
+        rejected=counts["rejected"],
+        cold_start=counts["cold_start"],
+        degraded=counts["degraded"],
+        actions=counts["actions"],
+        chunks=n_chunks,
+        resumed_chunks=resumed,
+        log_stored=stored,
+        log_duplicates=duplicates,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    log.info("batch_decisions_done", run_id=run_id, contacts=len(audience), resumed_chunks=resumed)
+    return report
+
+
+def _manifest(directory: Path, audience: Audience, channel: Channel, chunk_size: int) -> dict[str, Any]:
+    """The run's manifest: created on the first attempt, checked (same audience and channel) on resume."""
+    path = directory / "manifest.json"
+    if path.exists():
+        manifest: dict[str, Any] = json.loads(path.read_text())
+        if manifest["fingerprint"] != audience.fingerprint() or manifest["channel"] != channel.value:
+            raise ValueError(
+                f"run {directory.name} was started for another audience or channel; use a new --run-id"
+            )
+        return manifest
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "run_id": directory.name,
+        "channel": channel.value,
+        "decided_at": datetime.now(UTC).isoformat(),
+        "chunk_size": chunk_size,
+        "contacts": len(audience),
+        "fingerprint": audience.fingerprint(),
+        "completed": False,
+    }
+    _write_json(path, manifest)
+    return manifest
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def _decide_chunk(
+    audience: Audience,
+    lo: int,
+    hi: int,
+    run_id: str,
+    channel: Channel,
+    now: datetime,
+    seed: int,
+    resources: BatchResources,
+    reject_unknown: bool,
+) -> tuple[pa.Table, int, int]:
+    """Decide contacts ``lo:hi``, insert their log records, return the output rows and log counts."""
+    ids = audience.contact_ids[lo:hi]
+    data = resources.source(ids, now)
+    keep = [
+        i
+        for i, d in enumerate(data)
+        if not (reject_unknown and d.profile is None and (d.features is None or d.features.cold_start))
+    ]
+    requests = [
+        ContactRequest(ids[i], audience.stages[lo + i], event_id=batch_event_id(run_id, ids[i])) for i in keep
+    ]
+    result = decide_contacts(
+        requests,
+        [data[i] for i in keep],
+        resources.catalog,
+        resources.models,
+        channel=channel,
+        now=now,
+        seed=seed,
+        fallback_policy=resources.fallback_policy,
+    )
+    logged = resources.decision_log.log(result.records)
+    outcomes: list[Outcome | None] = [None] * len(ids)
+    for i, outcome in zip(keep, result.outcomes, strict=True):
+        outcomes[i] = outcome
+    return _rows(audience, lo, ids, outcomes, _stages(result.records)), logged.stored, logged.duplicates
+
+
+def _stages(records: Sequence[Any]) -> dict[str, str]:
+    """Contact id -> the stage the decision used (from the log record's context snapshot)."""
+    return {r.contact_id: str(r.context.get("stage")) for r in records}
+
+
+def _rows(
+    audience: Audience,
+    lo: int,
+    ids: Sequence[str],
+    outcomes: Sequence[Outcome | None],
+    stages: dict[str, str],
+) -> pa.Table:
+    columns: dict[str, list[Any]] = {name: [] for name in OUTPUT_SCHEMA.names}
+    for i, (cid, outcome) in enumerate(zip(ids, outcomes, strict=True)):
+        columns["contact_id"].append(cid)
+        columns["program"].append(audience.programs[lo + i])
+        columns["requested_stage"].append(audience.stages[lo + i])
+        if outcome is None:
+            for name in OUTPUT_SCHEMA.names[3:]:
+                columns[name].append(None)
+            columns["status"][-1] = REJECTED
+            columns["reason"][-1] = "unknown contact (no profile, no features)"
+            continue
+        d = outcome.decision
+        columns["status"].append(DECIDED)
+        columns["event_id"].append(d.event_id)
+        columns["action"].append(d.action.value)
+        columns["content_id"].append(d.content_id)
+        columns["probability"].append(d.probability)
+        columns["alternatives"].append("|".join(a.content_id for a in d.alternatives) or None)
+        columns["wait_until"].append(d.wait_until)
+        columns["reason"].append(d.reason)
+        columns["stage"].append(stages.get(cid))
+        columns["readiness"].append(outcome.readiness)
+        columns["churn_risk"].append(outcome.churn_risk)
+        columns["cold_start"].append(outcome.cold_start)
+        columns["degraded"].append(outcome.degraded)
+        columns["policy_version"].append(d.policy_version)
+        columns["readiness_version"].append(outcome.readiness_version)
+        columns["churn_version"].append(outcome.churn_version)
+        columns["decided_at"].append(d.decided_at)
+    return pa.table(columns, schema=OUTPUT_SCHEMA)
+
+
+def output_format(path: Path) -> str:
+    """``parquet``, ``csv`` or ``jsonl`` from the file name; ``ValueError`` for anything else."""
+    suffix = path.suffix.lower().lstrip(".")
+    fmt = {"pq": "parquet", "ndjson": "jsonl"}.get(suffix, suffix)
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(f"`--out` must end in .parquet, .csv or .jsonl, but got {path.name!r}")
+    return fmt
+
+
+def iter_parts(parts: Sequence[Path]) -> Iterator[pa.Table]:
+    for part in parts:
+        yield pq.read_table(part, schema=OUTPUT_SCHEMA)
+
+
+def write_output(parts: Sequence[Path], target: Path) -> dict[str, Any]:
+    """Concatenate the parts into ``target`` one part at a time (bounded memory); return the counts."""
+    fmt = output_format(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    counts: dict[str, Any] = {"decided": 0, "rejected": 0, "cold_start": 0, "degraded": 0, "actions": {}}
+    parquet_writer: pq.ParquetWriter | None = None
+    csv_writer: pa_csv.CSVWriter | None = None
+    with tmp.open("wb") as sink:
+        if fmt == "parquet":
+            parquet_writer = pq.ParquetWriter(sink, OUTPUT_SCHEMA)
+        elif fmt == "csv":
+            csv_writer = pa_csv.CSVWriter(sink, OUTPUT_SCHEMA)
+        for table in iter_parts(parts):
+            _count(table, counts)
+            if parquet_writer is not None:
+                parquet_writer.write_table(table)
+            elif csv_writer is not None:
+                csv_writer.write_table(table)
+            else:
+                sink.write(
+                    table.to_pandas().to_json(orient="records", lines=True, date_format="iso").encode()
+                )
+                if table.num_rows:
+                    sink.write(b"\n")
+        if parquet_writer is not None:
+            parquet_writer.close()
+        if csv_writer is not None:
+            csv_writer.close()
+    os.replace(tmp, target)
+    return counts
+
+
+def _count(table: pa.Table, counts: dict[str, Any]) -> None:
+    status = table.column("status").to_pylist()
+    counts["decided"] += status.count(DECIDED)
+    counts["rejected"] += status.count(REJECTED)
+    counts["cold_start"] += sum(1 for v in table.column("cold_start").to_pylist() if v)
+    counts["degraded"] += sum(1 for v in table.column("degraded").to_pylist() if v)
+    for action in table.column("action").to_pylist():
+        if action is not None:
+            counts["actions"][action] = counts["actions"].get(action, 0) + 1
