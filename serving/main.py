@@ -1,7 +1,8 @@
 """The FastAPI app: ``create_app(settings)`` wires routers, middleware, error handlers and lifespan.
 
-The lifespan opens the stores and the key ring at start and closes them at shutdown; nothing is opened at
-import time, so importing this module is free and several apps can live in one process (tests).
+The lifespan opens the stores and the key ring, loads the champions and starts their reloader at start, and
+closes them at shutdown; nothing is opened at import time, so importing this module is free and several apps
+can live in one process (tests).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from features.event_store import EventStoreUnavailable
 from ripen.settings import Settings, get_settings
 from serving.access_log import AccessLogMiddleware
 from serving.auth import LiveKeyRing
+from serving.champion_reload import ChampionReloader
 from serving.errors import BodySizeLimitMiddleware, install_error_handlers
 from serving.metrics import ServingMetrics
 from serving.pipeline import DecisionPipeline
@@ -87,7 +89,18 @@ async def _open(state: ServingState) -> None:
         state.pipeline = DecisionPipeline.load(settings)
     except Exception as exc:  # noqa: BLE001 - recommend answers 503 until a restart can load it
         log.error("decision_pipeline_unavailable", error=str(exc)[:200])
-    log.info("serving_started", profile=settings.profile, keys=key_count)
+    else:
+        state.reloader = ChampionReloader(state.pipeline, settings, state.metrics)
+        state.reloader.start()
+        state.readiness_checks["models"] = _models_check(state)
+    models = state.pipeline.champions if state.pipeline is not None else None
+    log.info(
+        "serving_started",
+        profile=settings.profile,
+        keys=key_count,
+        models=models.versions if models else None,
+        models_source=models.source if models else None,
+    )
 
 
 def _event_store_check(slot: LazyEventStore, profile: str) -> ReadinessCheck:
@@ -98,7 +111,22 @@ def _event_store_check(slot: LazyEventStore, profile: str) -> ReadinessCheck:
     return check
 
 
+def _models_check(state: ServingState) -> ReadinessCheck:
+    def check() -> str:
+        if state.pipeline is None:
+            raise RuntimeError("the decision pipeline is not loaded")
+        champions = state.pipeline.champions
+        served = ", ".join(f"{role}={version}" for role, version in champions.versions.items())
+        source = "cache: registry unreachable" if champions.source == "cache" else champions.source
+        return f"{served} ({source})"
+
+    return check
+
+
 def _close(state: ServingState) -> None:
+    if state.reloader is not None:
+        state.reloader.stop()
+        state.reloader = None
     if state.event_store is not None:
         state.event_store.close()
         state.event_store = None

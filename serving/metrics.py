@@ -7,6 +7,8 @@ model versions only: never contact ids or paths with ids in them (unbounded card
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -52,6 +54,12 @@ class ServingMetrics:
             ["model", "version"],
             registry=self.registry,
         )
+        self.model_reloads = Counter(
+            "ripen_model_reloads",
+            "Champion polls that changed the served models (swapped) or failed (error).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.events_ingested = Counter(
             "ripen_events_ingested",
             "Events received on POST /v1/events, by outcome (stored, duplicate, rejected).",
@@ -81,6 +89,14 @@ class ServingMetrics:
         for labels in list(self._served_labels(model)):
             self.model_version.remove(*labels)
         self.model_version.labels(model, version).set(1)
+
+    def set_model_versions(self, versions: Mapping[str, str]) -> None:
+        """Mark every role's served version (``Champions.versions``: readiness, churn, policy)."""
+        for model, version in versions.items():
+            self.set_model_version(model, version)
+
+    def count_reload(self, outcome: str) -> None:
+        self.model_reloads.labels(outcome).inc()
 
     def _served_labels(self, model: str) -> list[tuple[str, str]]:
         return [

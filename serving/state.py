@@ -1,4 +1,4 @@
-"""What a running app holds between requests: settings, stores, keys, metrics, readiness checks.
+"""What a running app holds between requests: settings, stores, keys, metrics, champion reloader, checks.
 
 Created by ``serving.main.create_app`` (metrics) and its lifespan (stores, keys); read by ``serving.deps``.
 One object per app, on ``app.state.ripen``, so several apps in one process (tests) share nothing.
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from ripen.settings import Settings
 from serving.auth import LiveKeyRing
+from serving.champion_reload import ChampionReloader
 from serving.metrics import ServingMetrics
 from serving.pipeline import DecisionPipeline
 from serving.stores import LazyEventStore
@@ -28,4 +29,5 @@ class ServingState:
     event_store: LazyEventStore | None = None
     keys: LiveKeyRing | None = None
     pipeline: DecisionPipeline | None = None
+    reloader: ChampionReloader | None = None
     readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)

@@ -79,9 +79,11 @@ def champion_version(client: MlflowClient, name: str) -> str | None:
         return None
 
 
-def load_version(name: str, version: str, expected_features: list[str] | None = None) -> LoadedScorer:
-    """Load and check one version; raise :class:`ModelLoadError` saying what is wrong with it."""
-    uri = f"models:/{name}/{version}"
+def load_version(
+    name: str, version: str, expected_features: list[str] | None = None, uri: str | None = None
+) -> LoadedScorer:
+    """Load and check one version (from ``uri``, e.g. a local copy, if given); raise ModelLoadError if bad."""
+    uri = uri or f"models:/{name}/{version}"
     try:
         model = mlflow.pyfunc.load_model(uri)
     except Exception as exc:  # noqa: BLE001 - any failure to unpickle or read means "cannot use"

@@ -1,4 +1,4 @@
-"""Operational endpoints without a key: liveness, readiness (stores, later models) and Prometheus metrics.
+"""Operational endpoints without a key: liveness, readiness (stores, served models) and Prometheus metrics.
 
 They carry no personal data: ``/metrics`` labels hold route templates, actions, reasons and model versions
 only.
@@ -30,7 +30,10 @@ async def healthz() -> Liveness:
     summary="Readiness",
 )
 def readyz(state: StateDep, response: Response) -> Readiness:
-    """Run every registered readiness check; 503 if any fails, so a load balancer stops sending traffic."""
+    """Run every registered readiness check; 503 if any fails, so a load balancer stops sending traffic.
+
+    The ``models`` check's detail names the served versions and where they came from (registry or cache).
+    """
     outcomes: list[CheckOutcome] = []
     for name, check in state.readiness_checks.items():
         try:
