@@ -4,6 +4,9 @@ One interface over embedded SQLite and production PostgreSQL (SQLAlchemy Core; t
 Guarantees, checked by ``tests/test_decision_log.py`` on both backends:
 
 - ``log`` is idempotent by ``event_id``: a re-sent decision is reported as a duplicate and stored once;
+- ``log`` returns only once its records are committed (SQLite ``synchronous=FULL``), and it group-commits:
+  one writer thread commits the records of every ``log`` call waiting at that moment in one transaction, so
+  concurrent requests share one fsync instead of queueing for the write lock one commit each;
 - ``record_rewards`` resolves late and duplicate rewards deterministically, whatever their arrival order:
   an explicit reward (reward API) beats a joined one (from engagement events); within one source the later
   ``observed_at`` wins, then the larger reward; rewards for unknown decisions are counted and not stored;
@@ -15,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -113,6 +118,16 @@ class RewardResult:
     unknown_ids: tuple[str, ...]
 
 
+@dataclass
+class _PendingWrite:
+    """One ``log`` call's rows waiting for the writer; ``done`` is set once committed (or failed)."""
+
+    rows: list[dict[str, Any]]
+    done: threading.Event = field(default_factory=threading.Event)
+    stored: int = 0
+    error: BaseException | None = None
+
+
 @dataclass(frozen=True)
 class DecisionErasureReport:
     contact_hash: str
@@ -197,6 +212,17 @@ class DecisionLog:
         if self._engine.dialect.name == "sqlite":
             sa.event.listen(self._engine, "connect", _sqlite_pragmas)
         metadata.create_all(self._engine)
+        self._pending: queue.SimpleQueue[_PendingWrite | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
+        self._unacknowledged = 0
+        self.transactions = 0
+        """Write transactions committed by ``log`` (fewer than calls when concurrent calls were grouped)."""
+
+    @property
+    def unacknowledged_writes(self) -> int:
+        """``log`` calls submitted and not yet committed (queued or in the writer's open transaction)."""
+        return self._unacknowledged
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -214,21 +240,77 @@ class DecisionLog:
 
     # -- decisions ------------------------------------------------------------------------------------------
     def log(self, records: Sequence[DecisionRecord]) -> LogResult:
-        """Store decisions; idempotent by ``event_id`` (a re-sent id is counted as a duplicate)."""
+        """Store decisions durably; idempotent by ``event_id`` (a re-sent id is counted as a duplicate).
+
+        Returns after the transaction holding these records has committed; concurrent calls share it.
+        """
         if not records:
             return LogResult(0, 0)
-        rows = [_decision_row(r) for r in records]
+        pending = _PendingWrite([_decision_row(r) for r in records])
+        with self._writer_lock:
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(
+                    target=self._write_loop, name="decision-log-writer", daemon=True
+                )
+                self._writer.start()
+            self._pending.put(pending)
+            self._unacknowledged += 1
+        pending.done.wait()
+        with self._writer_lock:
+            self._unacknowledged -= 1
+        if pending.error is not None:
+            raise pending.error
+        return LogResult(stored=pending.stored, duplicates=len(records) - pending.stored)
+
+    def _write_loop(self) -> None:
+        """Take every waiting write, commit them in one transaction, wake their callers; until ``close``."""
+        while True:
+            first = self._pending.get()
+            if first is None:
+                return
+            batch, stop = [first], False
+            while not stop:
+                try:
+                    item = self._pending.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                else:
+                    batch.append(item)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[_PendingWrite]) -> None:
+        """One transaction for the batch; if it fails, each write is retried alone so only bad ones fail."""
         stmt = (
             self._insert(decisions_table)
             .on_conflict_do_nothing(index_elements=["event_id"])
             .returning(decisions_table.c.event_id)
         )
-        stored = 0
-        with self._tx() as conn:
-            for start in range(0, len(rows), 1000):
-                # RETURNING lists only rows really inserted, on both backends (rowcount is not portable).
-                stored += len(conn.execute(stmt, rows[start : start + 1000]).all())
-        return LogResult(stored=stored, duplicates=len(records) - stored)
+        rows = [row for write in batch for row in write.rows]
+        try:
+            inserted: set[str] = set()
+            with self._tx() as conn:
+                for start in range(0, len(rows), 1000):
+                    # RETURNING lists only rows really inserted, on both backends (rowcount is not portable).
+                    inserted.update(conn.execute(stmt, rows[start : start + 1000]).scalars())
+            self.transactions += 1
+        except Exception as exc:  # noqa: BLE001 - reported to the caller(s) whose rows caused it
+            if len(batch) > 1:
+                for write in batch:
+                    self._commit([write])
+                return
+            batch[0].error = exc
+            batch[0].done.set()
+            return
+        for write in batch:  # the first call holding an id stored it; later ones (and repeats) are duplicates
+            for row in write.rows:
+                if row["event_id"] in inserted:
+                    inserted.discard(row["event_id"])
+                    write.stored += 1
+            write.done.set()
 
     def get(self, event_id: str) -> DecisionRecord | None:
         with self._tx() as conn:
@@ -412,6 +494,13 @@ class DecisionLog:
             return [dict(r._mapping) for r in conn.execute(sa.select(audit_table).order_by(audit_table.c.id))]
 
     def close(self) -> None:
+        """Finish the writes already submitted, stop the writer and release the connections."""
+        with self._writer_lock:
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                self._pending.put(None)
+        if writer is not None:
+            writer.join()
         self._engine.dispose()
 
     def __enter__(self) -> DecisionLog:
@@ -425,6 +514,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=FULL")  # a commit is on disk when it returns (WAL would allow NORMAL)
     cursor.close()
 
 

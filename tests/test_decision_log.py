@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +16,7 @@ from features.decision_log import (
     DecisionRecord,
     EligibleAction,
     ExcludedCandidate,
+    LogResult,
     RewardRecord,
     RewardSource,
     decision_log_url,
@@ -23,9 +28,16 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def log(request: pytest.FixtureRequest, settings: Settings) -> Iterator[DecisionLog]:
-    url = decision_log_url(settings) if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    with open_decision_log(url) as opened:
+def log_url(request: pytest.FixtureRequest, settings: Settings) -> str:
+    url: str = (
+        decision_log_url(settings) if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    )
+    return url
+
+
+@pytest.fixture
+def log(log_url: str) -> Iterator[DecisionLog]:
+    with open_decision_log(log_url) as opened:
         yield opened
 
 
@@ -60,6 +72,54 @@ def test_decisions_round_trip_and_are_idempotent(log: DecisionLog) -> None:
     assert log.get("e2") == decision("e2", minutes=1, content=None)
     assert log.get("nope") is None
     assert [d.event_id for d in log.decisions(start=T0 + timedelta(minutes=1))] == ["e2", "e3"]
+
+
+@contextmanager
+def table_write_locked(url: str) -> Iterator[None]:
+    """Hold the decision table's write lock from another connection, as a long foreign transaction would."""
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
+            conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(url) as pg:
+        pg.execute("LOCK TABLE policy_decisions IN EXCLUSIVE MODE")
+        yield  # the connection's transaction ends (and the lock is released) when the block closes
+
+
+def test_concurrent_calls_share_one_commit_and_each_gets_its_own_result(
+    log: DecisionLog, log_url: str
+) -> None:
+    log.log([decision("warm-up")])
+    before = log.transactions
+    results: dict[int, LogResult] = {}
+
+    def call(i: int) -> None:
+        results[i] = log.log([decision(f"t-{i}", minutes=i), decision("shared")])
+
+    callers = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+    with table_write_locked(log_url):
+        for caller in callers:
+            caller.start()
+        for _ in range(500):  # the writer's transaction is blocked on the lock; the other calls queue
+            if log.unacknowledged_writes == 8:
+                break
+            time.sleep(0.01)
+        assert log.unacknowledged_writes == 8
+        assert not results  # nothing is acknowledged before it is committed
+    for caller in callers:
+        caller.join()
+    # the calls the blocked transaction held, then every call queued behind it together: not one commit each
+    assert log.transactions - before <= 2
+    assert sum(r.stored for r in results.values()) == 9  # eight own decisions + the shared one once
+    assert sorted(r.duplicates for r in results.values()) == [0] + [1] * 7
+    assert log.count() == 10 and log.get("shared") == decision("shared")
 
 
 def reward(event_id: str, value: float, source: RewardSource, minutes: int) -> RewardRecord:
