@@ -157,15 +157,34 @@ class RewardResponse(BaseModel):
 
 
 class Factor(BaseModel):
+    """One feature's signed push on a score, with a sentence for people."""
+
     feature: str
-    contribution: float
+    value: float | bool | str | None = Field(default=None, description="The contact's value of the feature.")
+    contribution: float = Field(description="Signed push on the score, in the ScoreInsight's `unit`.")
+    direction: Literal["up", "down"] = Field(description="`up` raises the score, `down` lowers it.")
     sentence: str
 
 
 class ScoreInsight(BaseModel):
+    """A score with its top factors.
+
+    With a model (``unit`` ``log_odds``): ``base_margin`` + the factors' contributions +
+    ``other_contribution`` = ``margin``, the model's raw log-odds (exact TreeSHAP); ``probability`` is the
+    calibrated score of that margin. With the points fallback (``unit`` ``points``) the factors are the fit
+    and behaviour points.
+    """
+
     probability: float = Field(ge=0, le=1)
     model_version: str
+    unit: Literal["log_odds", "points"] = "points"
     factors: list[Factor] = Field(default_factory=list)
+    base_rate: float | None = Field(default=None, description="Positive rate in the model's training data.")
+    base_margin: float | None = Field(default=None, description="Expected log-odds (SHAP base value).")
+    other_contribution: float | None = Field(
+        default=None, description="Sum of the contributions of the features not listed in `factors`."
+    )
+    margin: float | None = Field(default=None, description="The model's raw log-odds for this contact.")
 
 
 class TimelineEntry(BaseModel):
@@ -187,15 +206,29 @@ class ContactInsight(BaseModel):
                     "readiness": {
                         "probability": 0.71,
                         "model_version": "ripen-readiness/3",
+                        "unit": "log_odds",
                         "factors": [
                             {
-                                "feature": "behaviour",
-                                "contribution": 42.0,
-                                "sentence": "Recent engagement adds 42 points",
-                            }
+                                "feature": "content_download_30d_now",
+                                "value": 2.4,
+                                "contribution": 0.93,
+                                "direction": "up",
+                                "sentence": "2.4 content downloads, weighted to the last month",
+                            },
+                            {
+                                "feature": "days_since_last_touch",
+                                "value": 12,
+                                "contribution": -0.31,
+                                "direction": "down",
+                                "sentence": "last activity 12 days ago",
+                            },
                         ],
+                        "base_rate": 0.18,
+                        "base_margin": -0.2,
+                        "other_contribution": 0.05,
+                        "margin": 0.47,
                     },
-                    "churn": {"probability": 0.1, "model_version": "ripen-churn/2", "factors": []},
+                    "churn": {"probability": 0.1, "model_version": "none", "unit": "points", "factors": []},
                     "lead_status": "mql",
                     "stage": "consultation",
                     "timeline": [

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Header, HTTPException, Path
@@ -12,9 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from features.event_store import EventStore
 from serving.deps import AdminKey, EventStoreDep, SalesKey
 from serving.errors import error_responses
+from serving.insight import UnknownContact, build_insight, negotiate_language
 from serving.pipeline import DecisionPipeline, contact_hash
 from serving.routes.recommend import PipelineDep
-from serving.schemas_decisions import ContactInsight, ErasureResponse, Factor, ScoreInsight, TimelineEntry
+from serving.schemas_decisions import ContactInsight, ErasureResponse
 
 log = structlog.get_logger(__name__)
 
@@ -23,26 +23,6 @@ router = APIRouter(
 )
 
 ContactId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
-TIMELINE_LENGTH = 20
-
-_SENTENCES = {
-    "fit": {"en": "Profile fit adds {value:.0f} points", "de": "Das Profil bringt {value:.0f} Punkte"},
-    "behaviour": {
-        "en": "Recent engagement adds {value:.0f} points",
-        "de": "Die jüngste Interaktion bringt {value:.0f} Punkte",
-    },
-}
-_ACTIONS = {
-    "call": {"en": "Call now: the contact is sales-ready", "de": "Jetzt anrufen: der Kontakt ist bereit"},
-    "retain": {
-        "en": "Reach out about the churn risk",
-        "de": "Wegen des Abwanderungsrisikos Kontakt aufnehmen",
-    },
-    "nurture": {
-        "en": "Keep nurturing; no sales action yet",
-        "de": "Weiter pflegen; noch keine Vertriebsaktion",
-    },
-}
 
 
 @router.delete("/{contact_id}", response_model=ErasureResponse, summary="Erase a contact from every store")
@@ -84,48 +64,12 @@ async def insight(
     _key: SalesKey,
     accept_language: Annotated[str | None, Header()] = None,
 ) -> ContactInsight:
-    """Readiness and churn with their top factors, status, recent timeline, consumed content, next action;
-    sentences in German when ``Accept-Language`` prefers ``de``, else English. 404 for an unknown contact."""
-    language: Literal["en", "de"] = "de" if (accept_language or "").strip().lower().startswith("de") else "en"
-    return await run_in_threadpool(_insight, contact_id, store, pipeline, language)
-
-
-def _insight(
-    contact_id: str, store: EventStore, pipeline: DecisionPipeline, language: Literal["en", "de"]
-) -> ContactInsight:
-    profile = store.get_profile(contact_id)
-    events = store.events_for_contact(contact_id)
-    if profile is None and not events:
-        raise HTTPException(404, f"contact_id: no contact {contact_id!r} is known")
+    """Readiness and churn with their top signed SHAP factors (points when no model is trained), status,
+    recent timeline, consumed content, next action; sentences in German when ``Accept-Language`` prefers
+    ``de``, else English. 404 for an unknown contact."""
     try:
-        features = pipeline.features.online_features(contact_id, [], at=datetime.now(UTC))
-    except Exception:  # noqa: BLE001 - the card still shows stored facts
-        features = None
-    readiness, churn, r_version, c_version = pipeline.scores(features, profile)
-    factors = []
-    if features is not None and r_version == "points":
-        for name, value in (("fit", features.points.fit), ("behaviour", features.points.behaviour)):
-            factors.append(
-                Factor(
-                    feature=name, contribution=value, sentence=_SENTENCES[name][language].format(value=value)
-                )
-            )
-        factors.sort(key=lambda f: -abs(f.contribution))
-    action = "call" if readiness >= 0.8 else "retain" if churn >= 0.6 else "nurture"
-    recent = events[-TIMELINE_LENGTH:][::-1]
-    return ContactInsight(
-        contact_id=contact_id,
-        language=language,
-        readiness=ScoreInsight(probability=readiness, model_version=r_version, factors=factors),
-        churn=ScoreInsight(probability=churn, model_version=c_version),
-        lead_status=profile.lead_status.value if profile is not None else None,
-        stage=profile.lifecycle_stage if profile is not None else None,
-        timeline=[
-            TimelineEntry(
-                timestamp=e.timestamp, type=str(e.type), channel=str(e.channel), content_id=e.content_id
-            )
-            for e in recent
-        ],
-        consumed_content=sorted(features.consumed_content_ids) if features is not None else [],
-        next_sales_action=_ACTIONS[action][language],
-    )
+        return await run_in_threadpool(
+            build_insight, contact_id, store, pipeline, negotiate_language(accept_language)
+        )
+    except UnknownContact:
+        raise HTTPException(404, f"contact_id: no contact {contact_id!r} is known") from None

@@ -1,0 +1,348 @@
+"""The sales insight of one contact: scores with their signed SHAP factors, status, timeline and next action.
+
+Built once here and shown twice: as JSON (``GET /v1/contacts/{id}/insight``) and as the HTML contact card
+(``GET /sales/contacts/{id}``). When a readiness or churn champion is loaded, its factors are exact TreeSHAP
+contributions (``models.explainer.ScorerExplainer``) on the same model row the score was computed from, so
+base margin + contributions = the model's log-odds; without a readiness champion the points score's fit and
+behaviour points stand in.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from datetime import UTC, datetime
+from numbers import Real
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
+
+import numpy as np
+import pandas as pd
+import structlog
+
+from features.decay import HALF_LIVES_DAYS, counter_keys
+from features.event_store import EventStore
+from features.online import DecisionFeatures
+from features.schemas import DEFAULT_TAXONOMY, STAGE_IDS, EventType
+from features.topics import TOPIC_IDS
+from models.context import GuardrailConfig
+from models.explainer import DEFAULT_TEMPLATES, Explanation, Language, ScorerExplainer, factor_text
+from models.scorer import BinaryScorer
+from serving.pipeline import DecisionPipeline, contact_hash
+from serving.schemas_decisions import ContactInsight, Factor, ScoreInsight, TimelineEntry
+from training.champions import Champions
+
+if TYPE_CHECKING:
+    from training.registry import LoadedScorer
+
+log = structlog.get_logger(__name__)
+
+TIMELINE_LENGTH = 20
+TOP_FACTORS = 5
+_THRESHOLDS = GuardrailConfig()  # the sales fast lane's thresholds: the card advises what the engine does
+
+_EVENTS: dict[str, tuple[str, str]] = {
+    EventType.PAGE_VIEW.value: ("page views", "Seitenaufrufe"),
+    EventType.EMAIL_SENT.value: ("emails received", "erhaltene E-Mails"),
+    EventType.EMAIL_OPEN.value: ("email opens", "E-Mail-Öffnungen"),
+    EventType.EMAIL_CLICK.value: ("email clicks", "E-Mail-Klicks"),
+    EventType.CONTENT_DOWNLOAD.value: ("content downloads", "Content-Downloads"),
+    EventType.FORM_SUBMIT.value: ("form submissions", "Formular-Absendungen"),
+    EventType.WEBINAR_REGISTER.value: ("webinar registrations", "Webinar-Anmeldungen"),
+    EventType.WEBINAR_ATTEND.value: ("webinar visits", "Webinar-Besuche"),
+    EventType.WORKSHOP.value: ("workshops", "Workshops"),
+    EventType.DEMO_REQUEST.value: ("demo requests", "Demo-Anfragen"),
+    EventType.CONTACT_REQUEST.value: ("contact requests", "Kontaktanfragen"),
+    EventType.SOCIAL_ENGAGEMENT.value: ("social media interactions", "Social-Media-Interaktionen"),
+    EventType.UNSUBSCRIBE.value: ("unsubscribes", "Abmeldungen"),
+    EventType.PURCHASE.value: ("purchases", "Käufe"),
+    EventType.RENEWAL.value: ("renewals", "Verlängerungen"),
+    EventType.CANCELLATION.value: ("cancellations", "Kündigungen"),
+    EventType.SUPPORT_TICKET.value: ("support tickets", "Support-Tickets"),
+    EventType.PRODUCT_USAGE.value: ("product usage sessions", "Produktnutzungen"),
+    EventType.IDENTIFY.value: ("identifications", "Identifizierungen"),
+    EventType.STATUS_CHANGE.value: ("status changes", "Statuswechsel"),
+    EventType.STAGE_CHANGE.value: ("stage changes", "Phasenwechsel"),
+    EventType.OPPORTUNITY_OPEN.value: ("opportunities opened", "eröffnete Verkaufschancen"),
+    "return_visit": ("return visits", "wiederkehrende Besuche"),
+}
+_WINDOWS: dict[int, tuple[str, str]] = {
+    7: ("weighted to the last week", "gewichtet auf die letzte Woche"),
+    30: ("weighted to the last month", "gewichtet auf den letzten Monat"),
+}
+_YES_NO: dict[str, tuple[str, str]] = {"en": ("yes", "no"), "de": ("ja", "nein")}
+
+
+def _serving_templates() -> dict[str, dict[str, str]]:
+    """Sentences for the online model row's feature names (decayed ``*_now`` counters, points, recency),
+    over the explainer's defaults (role, seniority, industry, company size)."""
+    out: dict[str, dict[str, str]] = {**DEFAULT_TEMPLATES}
+    for key in counter_keys():
+        for half_life in HALF_LIVES_DAYS:
+            en_window, de_window = _WINDOWS.get(
+                half_life, (f"{half_life}-day half-life", f"Halbwertszeit {half_life} Tage")
+            )
+            name = f"{key}_{half_life}d_now"
+            if key in _EVENTS:
+                en, de = _EVENTS[key]
+                out[name] = {"en": f"{{value}} {en}, {en_window}", "de": f"{{value}} {de}, {de_window}"}
+            elif key.startswith("stage_") and key.removeprefix("stage_") in STAGE_IDS:
+                stage = key.removeprefix("stage_")
+                en_stage, de_stage = DEFAULT_TAXONOMY.label(stage, "en"), DEFAULT_TAXONOMY.label(stage, "de")
+                out[name] = {
+                    "en": f"Interest in {en_stage} content: {{value}}, {en_window}",
+                    "de": f"Interesse an Inhalten der Phase {de_stage}: {{value}}, {de_window}",
+                }
+            elif key.startswith("topic_") and key.removeprefix("topic_") in TOPIC_IDS:
+                topic = key.removeprefix("topic_")
+                out[name] = {
+                    "en": f"Interest in the topic {topic}: {{value}}, {en_window}",
+                    "de": f"Interesse am Thema {topic}: {{value}}, {de_window}",
+                }
+    out.update(
+        {
+            "days_since_last_touch": DEFAULT_TEMPLATES["days_since_last_activity"],
+            "days_since_first_seen": {
+                "en": "first seen {value} days ago",
+                "de": "erstmals vor {value} Tagen",
+            },
+            "events_total": {"en": "{value} interactions in total", "de": "{value} Interaktionen insgesamt"},
+            "points_score_now": DEFAULT_TEMPLATES["points_score"],
+            "behaviour_points_now": {"en": "{value} behaviour points", "de": "{value} Verhaltenspunkte"},
+            "fit_points": {"en": "{value} profile fit points", "de": "{value} Profilpunkte"},
+            "sales_alert": {"en": "Sales alert reached: {value}", "de": "Vertriebsalarm erreicht: {value}"},
+            "persona": {"en": "Persona: {value}", "de": "Persona: {value}"},
+            "country": {"en": "Country: {value}", "de": "Land: {value}"},
+            "budget": {"en": "Budget confirmed: {value}", "de": "Budget bestätigt: {value}"},
+            "authority": {"en": "Decision authority: {value}", "de": "Entscheidungsbefugnis: {value}"},
+            "need": {"en": "Need confirmed: {value}", "de": "Bedarf bestätigt: {value}"},
+            "timeline_months": {
+                "en": "Buying timeline: {value} months",
+                "de": "Kaufzeitraum: {value} Monate",
+            },
+        }
+    )
+    return out
+
+
+SERVING_TEMPLATES: dict[str, dict[str, str]] = _serving_templates()
+
+_SENTENCES = {
+    "fit": {"en": "Profile fit adds {value:.0f} points", "de": "Das Profil bringt {value:.0f} Punkte"},
+    "behaviour": {
+        "en": "Recent engagement adds {value:.0f} points",
+        "de": "Die jüngste Interaktion bringt {value:.0f} Punkte",
+    },
+}
+_ACTIONS = {
+    "call": {"en": "Call now: the contact is sales-ready", "de": "Jetzt anrufen: der Kontakt ist bereit"},
+    "retain": {
+        "en": "Reach out about the churn risk",
+        "de": "Wegen des Abwanderungsrisikos Kontakt aufnehmen",
+    },
+    "nurture": {
+        "en": "Keep nurturing; no sales action yet",
+        "de": "Weiter pflegen; noch keine Vertriebsaktion",
+    },
+}
+
+
+class UnknownContact(LookupError):
+    """Neither a profile nor events are stored for the contact."""
+
+
+def negotiate_language(accept_language: str | None, override: str | None = None) -> Language:
+    """``override`` if given, else the first of en/de in ``Accept-Language`` by quality; else English."""
+    if override in ("en", "de"):
+        return "de" if override == "de" else "en"
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate((accept_language or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        ranked.append((-quality, position, tag.strip().lower().split("-")[0]))
+    for quality, _, primary in sorted(ranked):
+        if quality < 0 and primary in ("en", "de"):
+            return "de" if primary == "de" else "en"
+    return "en"
+
+
+_EXPLAINERS: WeakKeyDictionary[object, ScorerExplainer | None] = WeakKeyDictionary()
+_EXPLAINERS_LOCK = threading.Lock()
+
+
+def explainer_for(loaded: LoadedScorer) -> ScorerExplainer | None:
+    """The explainer of a loaded champion, built on first use and kept while that model stays loaded
+    (keyed weakly by the loaded python model, so a new version gets its own); None when the model does not
+    wrap a :class:`BinaryScorer`."""
+    python_model = loaded.model.unwrap_python_model()
+    with _EXPLAINERS_LOCK:
+        if python_model in _EXPLAINERS:
+            return _EXPLAINERS[python_model]
+        scorer = getattr(python_model, "scorer", None)
+        explainer = (
+            ScorerExplainer(scorer, top_k=TOP_FACTORS, templates=SERVING_TEMPLATES)
+            if isinstance(scorer, BinaryScorer)
+            else None
+        )
+        _EXPLAINERS[python_model] = explainer
+        return explainer
+
+
+def build_insight(
+    contact_id: str, store: EventStore, pipeline: DecisionPipeline, language: Language
+) -> ContactInsight:
+    """Everything sales sees about ``contact_id``; raises :class:`UnknownContact` for an unknown id."""
+    profile = store.get_profile(contact_id)
+    events = store.events_for_contact(contact_id)
+    if profile is None and not events:
+        raise UnknownContact(contact_id)
+    try:
+        features: DecisionFeatures | None = pipeline.features.online_features(
+            contact_id, [], at=datetime.now(UTC)
+        )
+    except Exception as exc:  # noqa: BLE001 - the card still shows stored facts
+        log.warning("insight_without_online_features", error=type(exc).__name__)
+        features = None
+    champions = pipeline.champions  # one snapshot for scores and factors, even if a reload swaps it
+    readiness, churn, r_version, c_version = pipeline.scores(features, profile, champions)
+    row = pd.DataFrame([features.model_row()]) if features is not None else None
+    readiness_insight = _score_insight(
+        readiness, r_version, champions, "readiness", row, language, contact_id
+    ) or ScoreInsight(
+        probability=readiness,
+        model_version=r_version,
+        unit="points",
+        factors=_points_factors(features, language),
+    )
+    churn_insight = _score_insight(churn, c_version, champions, "churn", row, language, contact_id) or (
+        ScoreInsight(probability=churn, model_version=c_version)
+    )
+    recent = events[-TIMELINE_LENGTH:][::-1]
+    return ContactInsight(
+        contact_id=contact_id,
+        language=language,
+        readiness=readiness_insight,
+        churn=churn_insight,
+        lead_status=profile.lead_status.value if profile is not None else None,
+        stage=profile.lifecycle_stage if profile is not None else None,
+        timeline=[
+            TimelineEntry(
+                timestamp=e.timestamp, type=str(e.type), channel=str(e.channel), content_id=e.content_id
+            )
+            for e in recent
+        ],
+        consumed_content=sorted(features.consumed_content_ids) if features is not None else [],
+        next_sales_action=_ACTIONS[next_action(readiness, churn)][language],
+    )
+
+
+def next_action(readiness: float, churn: float) -> str:
+    """``call`` past the fast-lane threshold, ``retain`` past the churn threshold, else ``nurture``."""
+    if readiness >= _THRESHOLDS.readiness_threshold:
+        return "call"
+    return "retain" if churn >= _THRESHOLDS.churn_threshold else "nurture"
+
+
+def _score_insight(
+    probability: float,
+    version: str,
+    champions: Champions,
+    role: str,
+    row: pd.DataFrame | None,
+    language: Language,
+    contact_id: str,
+) -> ScoreInsight | None:
+    """SHAP factors of the champion that produced ``version``; None when a fallback scored (or it fails)."""
+    loaded: LoadedScorer | None = getattr(champions, role)
+    if row is None or loaded is None or version != f"{loaded.name}/{loaded.version}":
+        return None
+    try:
+        explainer = explainer_for(loaded)
+        if explainer is None:
+            return None
+        from training.tracking import as_model_input  # the pyfunc's own input conversion
+
+        X = as_model_input(row)
+        explanation = explainer.explain(X, language)[0]
+        margin = float(explainer.scorer.decision_function(X)[0])
+    except Exception as exc:  # noqa: BLE001 - factors are a nicety: the score still shows
+        log.error(
+            "explanation_failed", role=role, contact_hash=contact_hash(contact_id), error=str(exc)[:200]
+        )
+        return None
+    return _from_explanation(probability, version, explanation, margin, language)
+
+
+def _from_explanation(
+    probability: float, version: str, explanation: Explanation, margin: float, language: Language
+) -> ScoreInsight:
+    factors = [
+        Factor(
+            feature=f.feature,
+            value=_json_value(f.value),
+            contribution=f.contribution,
+            direction="up" if f.contribution >= 0 else "down",
+            sentence=factor_text(f.feature, _shown(f.value, language), language, SERVING_TEMPLATES),
+        )
+        for f in explanation.factors
+    ]
+    listed = math.fsum(f.contribution for f in factors)
+    return ScoreInsight(
+        probability=probability,
+        model_version=version,
+        unit="log_odds",
+        factors=factors,
+        base_rate=explanation.base_rate,
+        base_margin=explanation.bias,
+        other_contribution=margin - explanation.bias - listed,
+        margin=margin,
+    )
+
+
+def _points_factors(features: DecisionFeatures | None, language: Language) -> list[Factor]:
+    """The points score's fit and behaviour points, largest first (the fallback's own "factors")."""
+    if features is None:
+        return []
+    factors = [
+        Factor(
+            feature=name,
+            value=value,
+            contribution=value,
+            direction="up" if value >= 0 else "down",
+            sentence=_SENTENCES[name][language].format(value=value),
+        )
+        for name, value in (("fit", features.points.fit), ("behaviour", features.points.behaviour))
+    ]
+    return sorted(factors, key=lambda f: -abs(f.contribution))
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+
+
+def _shown(value: Any, language: Language) -> Any:
+    """A value as a person reads it: counts to one decimal, yes/no for flags."""
+    if _missing(value):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return _YES_NO[language][0 if value else 1]
+    if isinstance(value, Real):
+        rounded = round(float(value), 1)
+        return int(rounded) if rounded.is_integer() else rounded
+    return str(value)
+
+
+def _json_value(value: Any) -> float | bool | str | None:
+    """A model input as JSON: numbers as floats, flags as booleans, categories as text, missing as null."""
+    if _missing(value):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, Real):
+        return float(value)
+    return str(value)
