@@ -138,9 +138,14 @@ class DecisionFeatures:
 
 
 class OnlineReader(Protocol):
-    """Fetches the stored online rows of one contact (all contact views merged) and of content blocks."""
+    """Fetches the stored online rows of one contact (all contact views merged) and of content blocks.
 
-    def read(self, contact_id: str, content_ids: Sequence[str]) -> tuple[Row, dict[str, Row]]: ...
+    A content block comes back as its stored row, or as ``ContentStats`` already built from it (a reader
+    that caches content keeps the built value)."""
+
+    def read(
+        self, contact_id: str, content_ids: Sequence[str]
+    ) -> tuple[Row, Mapping[str, Row | ContentStats]]: ...
 
 
 def lookup(
@@ -162,7 +167,7 @@ def assemble(
     contact_id: str,
     request_ts: float,
     contact: Row,
-    contents: Mapping[str, Row],
+    contents: Mapping[str, Row | ContentStats],
     content_ids: Sequence[str],
     weights: PointsWeights = DEFAULT_POINTS,
 ) -> DecisionFeatures:
@@ -197,7 +202,7 @@ def assemble(
         points=PointsScore(
             fit=profile.fit_points, behaviour=behaviour, total=total, sales_alert=total >= weights.sales_alert
         ),
-        content={cid: _content(cid, contents.get(cid, {})) for cid in content_ids},
+        content={cid: _content_stats(cid, contents.get(cid)) for cid in content_ids},
     )
 
 
@@ -252,7 +257,12 @@ def _profile(row: Row) -> ProfileFeatures:
     )
 
 
-def _content(content_id: str, row: Row) -> ContentStats:
+def _content_stats(content_id: str, row: Row | ContentStats | None) -> ContentStats:
+    return row if isinstance(row, ContentStats) else content_stats(content_id, row or {})
+
+
+def content_stats(content_id: str, row: Row) -> ContentStats:
+    """One block's statistics from its stored content_stats row (no row: ``known=False``)."""
     get = row.get
     sends, consumptions = get("sends"), get("consumptions")
     if sends is None and consumptions is None:
@@ -330,47 +340,103 @@ def entity_key(join_key: str, value: str) -> EntityKeyProto:
     return EntityKeyProto(join_keys=[join_key], entity_values=[ValueProto(string_val=value)])
 
 
-_HMGET_MANY = """
-local n = tonumber(ARGV[1])
-local contact_fields = {unpack(ARGV, 2, 1 + n)}
-local content_fields = {unpack(ARGV, 2 + n, #ARGV)}
-local out = {redis.call('HMGET', KEYS[1], unpack(contact_fields))}
-for i = 2, #KEYS do
+def hmget_script(contact_fields: Sequence[bytes], content_fields: Sequence[bytes]) -> str:
+    """Lua for one round trip: the content version, then ``HMGET`` of the contact and of each content key.
+
+    KEYS: version key, contact key, content keys. The field hashes are constants, so they are written into
+    the script (as ``\\ddd`` escapes) instead of being sent with every call."""
+
+    def lua_list(fields: Sequence[bytes]) -> str:
+        return "{" + ", ".join('"' + "".join(f"\\{b}" for b in f) + '"' for f in fields) + "}"
+
+    return f"""
+local contact_fields = {lua_list(contact_fields)}
+local content_fields = {lua_list(content_fields)}
+local out = {{redis.call('GET', KEYS[1]) or '0', redis.call('HMGET', KEYS[2], unpack(contact_fields))}}
+for i = 3, #KEYS do
     out[i] = redis.call('HMGET', KEYS[i], unpack(content_fields))
 end
 return out
 """
 
 
+def content_version_key(project: str) -> bytes:
+    """The Redis key counting content-statistics writes; readers drop cached content rows when it moves."""
+    return f"{project}:content_stats:version".encode()
+
+
+def bump_content_version(client: Any, project: str) -> None:
+    """Tell every reader that content statistics changed: call it *after* the write, never before."""
+    client.incr(content_version_key(project))
+
+
+class ContentCache:
+    """Content statistics kept between lookups, valid for one version of the online store.
+
+    Content rows change only when content statistics are written (materialize, ingestion), while every
+    decision reads 50 of them; keeping them turns 50 hash reads, 400 decodes and 50 objects into dictionary
+    hits. The version is read atomically with the rows (Redis: a write counter bumped after each write;
+    SQLite: ``PRAGMA data_version``), and a new version empties the cache, so a lookup never returns
+    statistics older than the store state it saw.
+    """
+
+    def __init__(self, max_blocks: int = 100_000) -> None:
+        self.max_blocks = max_blocks
+        self.version: object = None
+        self.stats: dict[str, ContentStats] = {}
+
+    def missing(self, content_ids: Sequence[str]) -> list[str]:
+        """The ids not cached, each once, in the order asked."""
+        stats = self.stats
+        return [cid for cid in dict.fromkeys(content_ids) if cid not in stats]
+
+    def observe(self, version: object) -> bool:
+        """Record the store version a read saw; True when it is the cached one (cached stats still hold)."""
+        if version == self.version:
+            return True
+        self.stats.clear()
+        self.version = version
+        return False
+
+    def keep(self, rows: Mapping[str, Row]) -> None:
+        """Keep the statistics of rows freshly read under ``self.version``."""
+        if len(self.stats) + len(rows) > self.max_blocks:
+            self.stats.clear()
+        self.stats.update({cid: content_stats(cid, row) for cid, row in rows.items()})
+
+
 class DirectReader:
     """The fast path: reads Feast's online tables directly with precomputed keys and field hashes.
 
-    Built from the store's repo config: Redis (one pipelined round trip for the contact and all content
-    blocks)
-    or SQLite (one indexed ``SELECT`` per feature view).
+    Built from the store's repo config: Redis (one server-side script for the contact and the content blocks
+    not cached yet) or SQLite (one indexed ``SELECT`` per feature view). Content statistics are cached between
+    lookups and dropped whenever the online store's content version moves (``ContentCache``).
     """
 
     def __init__(self, store: Any) -> None:
         config = store.feast.config
         self.project: str = config.project
         self.version: int = config.entity_key_serialization_version
+        self.cache = ContentCache()
         online = config.online_store
         self.kind: str = online.type
         if self.kind == "redis":
             import redis
 
             self._redis = redis.Redis.from_url(store.settings.redis_url)
+            self._version_key = content_version_key(self.project)
+            # (feature name, Feast's field hash) of each contact feature; features.bulk_lookup reads them too.
             self._contact_fields = [
                 (name, _mmh3(f"{view}:{name}")) for view, names in CONTACT_VIEWS.items() for name in names
             ]
-            self._content_fields = [(name, _mmh3(f"{CONTENT_VIEW}:{name}")) for name in CONTENT_FEATURES]
+            self._contact_names = tuple(name for name, _ in self._contact_fields)
             # One server-side script runs every HMGET: one command and one reply instead of 51.
-            self._hmget_many = self._redis.register_script(_HMGET_MANY)
-            self._script_args = [
-                len(self._contact_fields),
-                *(h for _, h in self._contact_fields),
-                *(h for _, h in self._content_fields),
-            ]
+            self._hmget_many = self._redis.register_script(
+                hmget_script(
+                    [h for _, h in self._contact_fields],
+                    [_mmh3(f"{CONTENT_VIEW}:{name}") for name in CONTENT_FEATURES],
+                )
+            )
         elif self.kind == "sqlite":
             path = online.path
             self._sqlite = sqlite3.connect(
@@ -381,34 +447,45 @@ class DirectReader:
                 f"online_store.type must be redis or sqlite for the direct reader, but got {self.kind!r}"
             )
 
-    def read(self, contact_id: str, content_ids: Sequence[str]) -> tuple[Row, dict[str, Row]]:
-        if self.kind == "redis":
-            return self._read_redis(contact_id, content_ids)
-        return self._read_sqlite(contact_id, content_ids)
+    def read(self, contact_id: str, content_ids: Sequence[str]) -> tuple[Row, dict[str, ContentStats]]:
+        read_once = self._read_redis if self.kind == "redis" else self._read_sqlite
+        cache = self.cache
+        for _ in range(2):
+            missing = cache.missing(content_ids)
+            version, contact, fetched = read_once(contact_id, missing)
+            # A new version empties the cache; if some blocks came from it, read again so none is stale.
+            if cache.observe(version) or len(missing) == len(set(content_ids)):
+                break
+        cache.keep(fetched)
+        stats = cache.stats
+        return contact, {cid: stats[cid] for cid in content_ids}
 
-    def _read_redis(self, contact_id: str, content_ids: Sequence[str]) -> tuple[Row, dict[str, Row]]:
-        keys = [redis_key(self.project, "contact_id", contact_id, self.version)]
+    def _read_redis(self, contact_id: str, content_ids: Sequence[str]) -> tuple[object, Row, dict[str, Row]]:
+        keys = [self._version_key, redis_key(self.project, "contact_id", contact_id, self.version)]
         keys += [redis_key(self.project, "content_id", cid, self.version) for cid in content_ids]
-        replies = self._hmget_many(keys=keys, args=self._script_args)
-        contact = {name: decode(raw) for (name, _), raw in zip(self._contact_fields, replies[0], strict=True)}
+        version, contact_reply, *content_replies = self._hmget_many(keys=keys)
+        contact = dict(zip(self._contact_names, map(decode, contact_reply), strict=True))
         contents = {
-            cid: {name: decode(raw) for (name, _), raw in zip(self._content_fields, reply, strict=True)}
-            for cid, reply in zip(content_ids, replies[1:], strict=True)
+            cid: dict(zip(CONTENT_FEATURES, map(decode, reply), strict=True))
+            for cid, reply in zip(content_ids, content_replies, strict=True)
         }
-        return contact, contents
+        return version, contact, contents
 
-    def _read_sqlite(self, contact_id: str, content_ids: Sequence[str]) -> tuple[Row, dict[str, Row]]:
+    def _read_sqlite(self, contact_id: str, content_ids: Sequence[str]) -> tuple[object, Row, dict[str, Row]]:
+        # data_version moves whenever another connection (every writer: Feast, ingestion) commits; read it
+        # first, so rows read after it are at least as new as the version they are cached under.
+        version = self._sqlite.execute("PRAGMA data_version").fetchone()[0]
         contact_key = serialize_entity_key(entity_key("contact_id", contact_id), self.version)
         contact: Row = {}
         for view in CONTACT_VIEWS:
             rows = self._select(view, [contact_key])
             contact.update({name: decode(raw) for _, name, raw in rows})
-        contents: dict[str, Row] = {}
+        contents: dict[str, Row] = {cid: {} for cid in content_ids}
         if content_ids:
             keys = {serialize_entity_key(entity_key("content_id", c), self.version): c for c in content_ids}
             for key, name, raw in self._select(CONTENT_VIEW, list(keys)):
-                contents.setdefault(keys[key], {})[name] = decode(raw)
-        return contact, contents
+                contents[keys[key]][name] = decode(raw)
+        return version, contact, contents
 
     def _select(self, view: str, keys: list[bytes]) -> list[tuple[bytes, str, bytes]]:
         marks = ",".join("?" * len(keys))

@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import structlog
 import yaml
-from feast import FeatureStore
+from feast import FeatureStore, FeatureView, FileSource
+from feast.utils import _convert_arrow_to_proto
 
 from features.account_state import ACCOUNT_FEATURES, AccountState
 from features.aggregation import (
@@ -44,7 +46,14 @@ from features.feature_repo.feature_views import (
     contact_engagement_fv,
     content_stats_fv,
 )
-from features.online import DecisionFeatures, DirectReader, FeastSdkReader, OnlineReader, lookup
+from features.online import (
+    DecisionFeatures,
+    DirectReader,
+    FeastSdkReader,
+    OnlineReader,
+    bump_content_version,
+    lookup,
+)
 from features.points import DEFAULT_POINTS, PointsWeights
 from features.schemas import ContactProfile, ContentBlock, EngagementEvent, EventType
 from features.topics import topic_ids
@@ -55,6 +64,8 @@ log = structlog.get_logger(__name__)
 PROJECT = "ripen"
 CONTENT_CATALOG_TABLE = "content_catalog.parquet"
 ENGAGEMENT_FEATURES = tuple(f.name for f in contact_engagement_fv.schema)
+# Rows per proto conversion and online write batch while materializing.
+MATERIALIZE_BATCH_ROWS = 10_000
 FEATURE_SERVICES = (
     "readiness_v1",
     "churn_v1",
@@ -85,6 +96,19 @@ def repo_config(settings: Settings) -> dict[str, Any]:
         "offline_store": {"type": "file"},
         "entity_key_serialization_version": 3,
     }
+
+
+def latest_rows_sql(path: Path, view: FeatureView, start: datetime, end: datetime) -> str:
+    """DuckDB SQL for each entity's latest row of a view's source with ``start <= event_timestamp <= end``
+    (the rows ``materialize`` loads; sentinel rows with a null timestamp never qualify)."""
+    keys = [e.name for e in view.entity_columns]
+    columns = ", ".join(f'"{c}"' for c in [*keys, *(f.name for f in view.features), "event_timestamp"])
+    return (
+        f"SELECT {columns} FROM read_parquet('{path}') "
+        f"WHERE event_timestamp::TIMESTAMPTZ >= '{start.isoformat()}'::TIMESTAMPTZ "
+        f"AND event_timestamp::TIMESTAMPTZ <= '{end.isoformat()}'::TIMESTAMPTZ "
+        f"QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY event_timestamp DESC) = 1"
+    )
 
 
 def redis_connection_string(url: str) -> str:
@@ -127,6 +151,7 @@ class FeatureStoreService:
         self._catalog: dict[str, tuple[str, ...]] | None = None
         self._topics: dict[str, tuple[str, ...]] | None = None
         self._direct: DirectReader | None = None
+        self._redis: Any = None
 
     @property
     def repo_dir(self) -> Path:
@@ -245,16 +270,56 @@ class FeatureStoreService:
         progress: Callable[[str], None] | None = None,
     ) -> MaterializeReport:
         """Load the latest offline row per entity (in ``[start, end]``) into the online store, view by
-        view."""
+        view.
+
+        Does what ``FeatureStore.materialize`` does (latest row per entity, Feast's own proto conversion and
+        ``online_write_batch``, the interval recorded in the registry), but reads each Parquet source with
+        one DuckDB query instead of the file offline store's dask pipeline: 2,000 contacts took ~90 s through
+        Feast's path and take a few seconds here.
+        """
         end = end or datetime.now(UTC)
         start = start or datetime(1970, 1, 2, tzinfo=UTC)
-        names = tuple(fv.name for fv in self.feast.list_feature_views())
-        for name in names:
-            self.feast.materialize(start_date=start, end_date=end, feature_views=[name])
-            if progress:
-                progress(name)
+        feast = self.feast
+        provider = feast._get_provider()
+        views = feast.list_feature_views()
+        with duckdb.connect(config={"threads": 2}) as con:
+            for view in views:
+                written = 0
+                join_keys = {e.name: e.dtype.to_value_type() for e in view.entity_columns}
+                sql = latest_rows_sql(self._source_path(view), view, start, end)
+                for batch in con.sql(sql).to_arrow_reader(MATERIALIZE_BATCH_ROWS):
+                    rows = _convert_arrow_to_proto(batch, view, join_keys)
+                    provider.online_write_batch(feast.config, view, rows, progress=None)
+                    written += len(rows)
+                feast.registry.apply_materialization(view, PROJECT, start, end)
+                if view.name == content_stats_fv.name:
+                    self._content_stats_written()
+                log.info("feature_view_materialized", view=view.name, rows=written)
+                if progress:
+                    progress(view.name)
+        names = tuple(v.name for v in views)
         log.info("features_materialized", views=len(names), end=end.isoformat())
         return MaterializeReport(start=start, end=end, feature_views=names)
+
+    def _source_path(self, view: FeatureView) -> Path:
+        """The Parquet file behind a feature view (source paths are relative to the repository folder)."""
+        source = view.batch_source
+        if not isinstance(source, FileSource):
+            raise ValueError(f"feature view {view.name} must read a FileSource, but got {type(source)}")
+        path = Path(source.path)
+        return path if path.is_absolute() else (self.repo_dir / path).resolve()
+
+    def _content_stats_written(self) -> None:
+        """Invalidate the fast path's cached content rows in every process after a content-stats write."""
+        if self.settings.online_store == "redis":
+            bump_content_version(self._redis_client(), PROJECT)
+
+    def _redis_client(self) -> Any:
+        if self._redis is None:
+            import redis
+
+            self._redis = redis.Redis.from_url(self.settings.redis_url)
+        return self._redis
 
     def historical_features(self, entity_df: pd.DataFrame, service_name: str) -> pd.DataFrame:
         """Point-in-time correct features of a feature service for ``(contact_id, event_timestamp)`` rows.
@@ -437,6 +502,7 @@ class FeatureStoreService:
             row["event_timestamp"] = pd.Timestamp(mine["timestamp"].max()).tz_convert(UTC)
             rows.append(row)
         self.feast.write_to_online_store(content_stats_fv.name, pd.DataFrame(rows))
+        self._content_stats_written()
 
 
 def events_frame(events: pd.DataFrame | Sequence[EngagementEvent]) -> pd.DataFrame:

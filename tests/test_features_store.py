@@ -280,3 +280,43 @@ def test_sales_explanation_joins_the_account_point_in_time(
     assert row["account_events_total"] == len(account_events)
     assert row["account_contacts"] == account_events["contact_id"].nunique()
     assert row["consumed_content_ids"] is not None
+
+
+def another_process_writes_and_the_cache_sees_it(settings: Settings, events: pd.DataFrame) -> None:
+    """The fast path caches content statistics; a write by another store object (as another process would)
+    must still show up in the next lookup, whether it comes from ingestion or from a new materialization."""
+    reader = build_store(settings, events)
+    candidates = ["k1", "k3", "nope"]
+    first = reader.online_features("c0", candidates)
+    assert reader.online_features("c0", candidates).content == first.content  # from the cache
+    writer = FeatureStoreService(settings)
+    download = EngagementEvent(
+        event_id="other-process-1",
+        contact_id="c2",
+        timestamp=datetime.now(UTC),
+        type=EventType.CONTENT_DOWNLOAD,
+        content_id="k3",
+    )
+    writer.apply_events([download])
+    after = reader.online_features("c0", candidates)
+    assert after.content["k3"].downloads == first.content["k3"].downloads + 1
+    assert after.content["k1"] == first.content["k1"] and not after.content["nope"].known
+    # A materialization from the (older) offline tables puts the batch statistics back, in every reader.
+    writer.materialize()
+    assert reader.online_features("c0", candidates).content == first.content
+
+
+def test_sqlite_content_cache_sees_writes_of_other_processes(tmp_path: Path, events: pd.DataFrame) -> None:
+    another_process_writes_and_the_cache_sees_it(
+        Settings(data_dir=tmp_path / "data", datasets_dir=datasets_root()), events
+    )
+
+
+@pytest.mark.redis
+def test_redis_content_cache_sees_writes_of_other_processes(
+    tmp_path: Path, redis_url: str, events: pd.DataFrame
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data", datasets_dir=datasets_root(), profile="production", redis_url=redis_url
+    )
+    another_process_writes_and_the_cache_sees_it(settings, events)
