@@ -84,6 +84,11 @@ class ContactData:
     profile: ContactProfile | None
     features: DecisionFeatures | None
 
+    @property
+    def unknown(self) -> bool:
+        """Neither a stored profile nor stored engagement: a contact the stores have never seen."""
+        return self.profile is None and (self.features is None or self.features.cold_start)
+
 
 @dataclass(frozen=True)
 class Outcome:

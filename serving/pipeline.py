@@ -131,7 +131,9 @@ class DecisionPipeline:
         self, request: RecommendInput, store: EventStore, metrics: ServingMetrics, now: datetime | None = None
     ) -> Outcome:
         """Decide for one contact and log the decision durably before answering (the batch path, n = 1)."""
-        return self.recommend_batch([request], store, metrics, now)[0]
+        outcome = self.recommend_batch([request], store, metrics, now)[0]
+        assert outcome is not None  # only rejected unknown contacts have none
+        return outcome
 
     def recommend_batch(
         self,
@@ -139,11 +141,14 @@ class DecisionPipeline:
         store: EventStore,
         metrics: ServingMetrics,
         now: datetime | None = None,
-    ) -> list[Outcome]:
+        *,
+        reject_unknown: bool = False,
+    ) -> list[Outcome | None]:
         """Decide for many contacts in one vectorised pass, log every decision durably, answer in order.
 
         One snapshot of champions and catalog serves the whole batch; requests are grouped by channel and
-        slot count (the policy decides a group at once). Callers remove duplicate contacts first.
+        slot count (the policy decides a group at once). Callers remove duplicate contacts first. With
+        ``reject_unknown`` a contact without profile and features is not decided (``None`` in its place).
         """
         now = now or datetime.now(UTC)
         catalog = self.catalog(store)
@@ -153,7 +158,8 @@ class DecisionPipeline:
         records: list[DecisionRecord] = []
         groups: dict[tuple[Channel, int], list[int]] = {}
         for i, r in enumerate(requests):
-            groups.setdefault((r.channel, r.n_slots), []).append(i)
+            if not (reject_unknown and data[i].unknown):
+                groups.setdefault((r.channel, r.n_slots), []).append(i)
         for (channel, n_slots), rows in groups.items():
             result = decide_contacts(
                 [requests[i].contact_request() for i in rows],
@@ -167,17 +173,18 @@ class DecisionPipeline:
                 fallback_policy=self._fallback_policy,
             )
             records.extend(result.records)
-            for i, outcome in zip(rows, result.outcomes, strict=True):
-                outcomes[i] = outcome
+            for i, decided in zip(rows, result.outcomes, strict=True):
+                outcomes[i] = decided
         self.decision_log.log(records)
-        done = [o for o in outcomes if o is not None]
-        for outcome in done:
+        for outcome in outcomes:
+            if outcome is None:
+                continue
             metrics.count_decision(outcome.decision.action.value)
             counts: dict[str, int] = {}
             for exclusion in outcome.decision.exclusions:
                 counts[exclusion.reason.value] = counts.get(exclusion.reason.value, 0) + 1
             metrics.count_exclusions(counts)
-        return done
+        return outcomes
 
     def contact_data(
         self, contact_ids: Sequence[str], store: EventStore, catalog: PreparedCatalog, now: datetime

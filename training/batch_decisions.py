@@ -436,11 +436,7 @@ def _decide_chunk(
     """Decide contacts ``lo:hi``, insert their log records, return the output rows and log counts."""
     ids = audience.contact_ids[lo:hi]
     data = resources.source(ids, now)
-    keep = [
-        i
-        for i, d in enumerate(data)
-        if not (reject_unknown and d.profile is None and (d.features is None or d.features.cold_start))
-    ]
+    keep = [i for i, d in enumerate(data) if not (reject_unknown and d.unknown)]
     requests = [
         ContactRequest(ids[i], audience.stages[lo + i], event_id=batch_event_id(run_id, ids[i])) for i in keep
     ]
@@ -539,11 +535,9 @@ def write_output(parts: Sequence[Path], target: Path) -> dict[str, Any]:
             elif csv_writer is not None:
                 csv_writer.write_table(table)
             else:
-                sink.write(
-                    table.to_pandas().to_json(orient="records", lines=True, date_format="iso").encode()
-                )
                 if table.num_rows:
-                    sink.write(b"\n")
+                    text = table.to_pandas().to_json(orient="records", lines=True, date_format="iso")
+                    sink.write(text.encode() if text.endswith("\n") else (text + "\n").encode())
         if parquet_writer is not None:
             parquet_writer.close()
         if csv_writer is not None:
