@@ -21,7 +21,7 @@ from serving.champion_reload import ChampionReloader
 from serving.errors import BodySizeLimitMiddleware, install_error_handlers
 from serving.metrics import ServingMetrics
 from serving.pipeline import DecisionPipeline
-from serving.routes import catalog, contacts, events, health, recommend, rewards
+from serving.routes import catalog, contacts, events, health, recommend, recommend_batch, rewards
 from serving.state import ReadinessCheck, ServingState
 from serving.stores import LazyEventStore
 
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events.router,
         catalog.router,
         recommend.router,
+        recommend_batch.router,
         rewards.router,
         contacts.router,
     ):
