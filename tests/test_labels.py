@@ -126,6 +126,44 @@ def test_time_split_is_ordered_and_gapped() -> None:
     assert len(test) >= 14
 
 
+def test_time_split_purges_a_horizon_longer_than_the_valid_span() -> None:
+    # 180 daily snapshots and a 30-day window: 15 % of the rows (27 days) is shorter than the window
+    frame = pd.DataFrame({"snapshot_time": [day(d) for d in range(180)]})
+    gap = pd.Timedelta(days=30)
+    train, valid, test = time_split(frame, gap=gap)
+    assert len(test) == 27 and len(valid) == 27  # the shares stay; the purge comes out of train
+    assert train["snapshot_time"].max() + gap < valid["snapshot_time"].min()
+    assert valid["snapshot_time"].max() + gap < test["snapshot_time"].min()
+    assert len(train) + len(valid) + len(test) == 180 - 2 * 30
+
+
+def test_time_split_refuses_a_history_shorter_than_two_windows() -> None:
+    frame = pd.DataFrame({"snapshot_time": [day(d) for d in range(40)]})
+    with pytest.raises(ValueError, match="too short"):
+        time_split(frame, gap=pd.Timedelta(days=30))
+
+
+def test_readiness_snapshots_stop_when_the_contact_becomes_a_customer() -> None:
+    events = events_frame(
+        [
+            ("lead", 0, "page_view", None),
+            ("buyer", 0, "page_view", None),
+            ("buyer", 30, "purchase", None),
+            ("buyer", 50, "demo_request", None),  # an upsell talk: not a lead getting ready
+            ("user", 0, "product_usage", None),  # a customer from before the data: never a lead here
+            ("user", 20, "contact_request", None),
+            ("z", 200, "page_view", None),
+        ]
+    )
+    labelled = by_day(
+        label_snapshots(events, snaps([("lead", 10), ("buyer", 10), ("buyer", 40)]), "readiness")
+    )
+    assert labelled == {("lead", 10): 0, ("buyer", 10): 0}
+    sampled = sample_snapshots(events, "readiness", max_per_contact=50)
+    assert "user" not in set(sampled["contact_id"])
+    assert (sampled.loc[sampled["contact_id"] == "buyer", "snapshot_time"] < day(30)).all()
+
+
 @pytest.mark.parametrize(
     "call, match",
     [

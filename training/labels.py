@@ -24,6 +24,8 @@ READINESS_HORIZON = pd.Timedelta(days=30)
 CHURN_HORIZON = pd.Timedelta(days=90)
 READINESS_EVENTS = frozenset({"demo_request", "contact_request", "opportunity_open"})
 CHURN_EVENTS = frozenset({"cancellation"})
+CUSTOMER_EVENTS = frozenset({"purchase", "renewal", "product_usage", "cancellation"})
+"""Events only a customer produces: from the first of them on, a contact is churn's, no longer readiness's."""
 LabelKind = Literal["readiness", "churn"]
 
 
@@ -87,7 +89,9 @@ def label_snapshots(
     """Return ``snapshots`` (contact_id, snapshot_time) with a 0/1 ``label`` column, keeping only valid rows.
 
     Valid: the label window ends by ``data_end`` (default: the last event), the outcome has not already
-    happened at or before the snapshot, and for churn the contact is a customer (a purchase at or before it).
+    happened at or before the snapshot, for churn the contact is a customer (a purchase at or before it) and
+    for readiness it is still a lead (no :data:`CUSTOMER_EVENTS` at or before it): sales calls leads, and a
+    customer, who cannot "become ready", would only pad the negatives.
     """
     horizon = (
         horizon if horizon is not None else (READINESS_HORIZON if kind == "readiness" else CHURN_HORIZON)
@@ -108,6 +112,9 @@ def label_snapshots(
     if kind == "churn":
         first_purchase = _first_per_contact(ev[ev["type"] == "purchase"])
         snaps = snaps[snaps["contact_id"].map(first_purchase) <= snaps["snapshot_time"]]
+    else:
+        first_customer = _first_per_contact(ev[ev["type"].isin(CUSTOMER_EVENTS)])
+        snaps = snaps[~(snaps["contact_id"].map(first_customer) <= snaps["snapshot_time"])]
     # next outcome strictly after each snapshot, found with an as-of join per contact
     left = snaps.reset_index().sort_values("snapshot_time")
     right = outcomes.rename(columns={"timestamp": "outcome_time"}).sort_values("outcome_time")
@@ -159,8 +166,16 @@ def sample_snapshots(
     first_outcome = _first_per_contact(outcome_events(events, kind))
     end = ev["timestamp"].max()
     rows: list[tuple[str, pd.Timestamp]] = []
+    # readiness snapshots end where the contact becomes a customer (label_snapshots would drop them anyway)
+    last_as_lead = (
+        _first_per_contact(ev[ev["type"].isin(CUSTOMER_EVENTS)]) if kind == "readiness" else pd.Series()
+    )
     for contact_id, start in start_from.items():
-        stop = min(end - horizon, first_outcome.get(contact_id, end) - pd.Timedelta(seconds=1))
+        stop = min(
+            end - horizon,
+            first_outcome.get(contact_id, end) - pd.Timedelta(seconds=1),
+            last_as_lead.get(contact_id, end) - pd.Timedelta(seconds=1),
+        )
         grid = pd.date_range(start.ceil("D"), stop, freq=every)
         if len(grid) == 0:
             continue
@@ -181,10 +196,14 @@ def time_split(
     test_fraction: float = 0.15,
     gap: pd.Timedelta = pd.Timedelta(0),
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Split by time into train < valid < test; never random across time.
+    """Split by time into train < valid < test, purged of label windows that reach into the next part.
 
-    Cut points are quantiles of ``time_column``. Rows whose label window (``gap``, the horizon) would reach
-    into the next part are dropped from the earlier part, so no label peeks at the period it is evaluated on.
+    The test part is the latest ``test_fraction`` of rows. A row whose label window (``gap``, the horizon)
+    would end at or after the next part's start is dropped ("purged", as in purged cross-validation, López de
+    Prado 2018), so no label peeks at the period it is evaluated on. The purged rows are taken from the part
+    before each cut: valid is the latest ``valid_fraction`` of rows among those purged for the test part, and
+    train is everything purged for valid. So valid and test keep their shares even when the horizon is longer
+    than their time span; only a history too short for train to keep any row is refused.
     """
     if time_column not in frame.columns:
         raise ValueError(f"`{time_column}` is not a column; a time split needs the snapshot time")
@@ -194,17 +213,22 @@ def time_split(
             f"but got {valid_fraction} and {test_fraction}"
         )
     times = pd.to_datetime(frame[time_column], utc=True)
-    nanos = times.astype("int64")
-    valid_start = pd.Timestamp(int(nanos.quantile(1 - valid_fraction - test_fraction)), tz="UTC")
-    test_start = pd.Timestamp(int(nanos.quantile(1 - test_fraction)), tz="UTC")
+    if times.isna().any():
+        raise ValueError(f"`{time_column}` has {int(times.isna().sum())} missing values")
+    ordered = times.sort_values(kind="stable")
+    n_test = max(1, round(test_fraction * len(times)))
+    n_valid = max(1, round(valid_fraction * len(times)))
+    test_start = ordered.iloc[-n_test] if len(ordered) >= n_test else None
+    before_test = ordered[ordered + gap < test_start] if test_start is not None else ordered.iloc[:0]
+    valid_start = before_test.iloc[-n_valid] if len(before_test) >= n_valid else None
+    if test_start is None or valid_start is None or not (times + gap < valid_start).any():
+        raise ValueError(
+            f"time split cannot keep a train, valid and test part: the data spans "
+            f"{times.max() - times.min()} ({len(times)} rows), too short for parts of "
+            f"{valid_fraction:.0%}/{test_fraction:.0%} of the rows with a label-window gap of {gap} "
+            "before each cut"
+        )
     train = frame[times + gap < valid_start]
     valid = frame[(times >= valid_start) & (times + gap < test_start)]
     test = frame[times >= test_start]
-    for name, part in (("train", train), ("valid", valid), ("test", test)):
-        if part.empty:
-            raise ValueError(
-                f"time split left the {name} part empty: the data spans {times.max() - times.min()}, "
-                f"too short for parts of {valid_fraction:.0%}/{test_fraction:.0%} "
-                f"with a label-window gap of {gap}"
-            )
     return train, valid, test
