@@ -326,14 +326,15 @@ def _missing(value: Any) -> bool:
 
 
 def _shown(value: Any, language: Language) -> Any:
-    """A value as a person reads it: counts to one decimal, yes/no for flags."""
+    """A value as a person reads it: numbers to one decimal (decimal comma in German), yes/no for flags."""
     if _missing(value):
         return None
     if isinstance(value, bool | np.bool_):
         return _YES_NO[language][0 if value else 1]
     if isinstance(value, Real):
-        rounded = round(float(value), 1)
-        return int(rounded) if rounded.is_integer() else rounded
+        rounded = round(float(value), 1) + 0.0  # no "-0"
+        text = f"{rounded:.0f}" if rounded.is_integer() else f"{rounded:.1f}"
+        return text.replace(".", ",") if language == "de" else text
     return str(value)
 
 

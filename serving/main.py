@@ -21,7 +21,7 @@ from serving.champion_reload import ChampionReloader
 from serving.errors import BodySizeLimitMiddleware, install_error_handlers
 from serving.metrics import ServingMetrics
 from serving.pipeline import DecisionPipeline
-from serving.routes import catalog, contacts, events, health, recommend, recommend_batch, rewards
+from serving.routes import catalog, contacts, events, health, recommend, recommend_batch, rewards, sales
 from serving.state import ReadinessCheck, ServingState
 from serving.stores import LazyEventStore
 
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         recommend_batch.router,
         rewards.router,
         contacts.router,
+        sales.router,
     ):
         app.include_router(router)
     return app

@@ -92,8 +92,8 @@ def test_engagement_pushes_readiness_up_and_churn_down(client: TestClient, keys:
 @pytest.mark.parametrize(
     "language, expected, sentence",
     [
-        ("de-DE,de;q=0.9", "de", "0.8 Content-Downloads, gewichtet auf den letzten Monat"),
-        ("fr, en;q=0.5, de;q=0.8", "de", "0.8 Content-Downloads, gewichtet auf den letzten Monat"),
+        ("de-DE,de;q=0.9", "de", "0,8 Content-Downloads, gewichtet auf den letzten Monat"),
+        ("fr, en;q=0.5, de;q=0.8", "de", "0,8 Content-Downloads, gewichtet auf den letzten Monat"),
         ("en-US", "en", "0.8 content downloads, weighted to the last month"),
         (None, "en", "0.8 content downloads, weighted to the last month"),
     ],
