@@ -1,60 +1,184 @@
-"""`ripen demo` runs end to end on the embedded default and is safe to re-run."""
+"""`ripen demo` runs end to end on the embedded default, is safe to re-run, and serves what it prints."""
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
 
+import httpx
+import numpy as np
+import pytest
 from typer.testing import CliRunner
 
+from features.decision_log import open_settings_decision_log
 from features.event_store import open_settings_event_store
 from ripen.cli import app
 from ripen.settings import Settings
-from training.demo import DemoConfig, run_demo
+from training.demo import DemoConfig, run_demo, simulate, simulated_decisions, simulator
+
+STEPS = [
+    "simulate",
+    "ingest",
+    "log_decisions",
+    "materialize",
+    "train_readiness",
+    "train_churn",
+    "train_policy",
+]
 
 
-def test_demo_ingests_every_simulated_event_once(settings: Settings) -> None:
+def test_simulated_decisions_carry_exact_propensities_and_eligible_sets() -> None:
+    config = DemoConfig(contacts=80, days=40, seed=3, policy_decisions=300)
+    sim = simulator(config)
+    result = simulate(sim, config, lambda *_: None)
+    records = simulated_decisions(sim, result, config)
+    assert 0 < len(records) <= 300
+    assert len({r.event_id for r in records}) == len(records)
+    last_day = max(r.decided_at for r in records) - sim.start
+    assert last_day.days < config.days - 7  # every reward window closed inside the simulated period
+    for r in records[:50]:
+        eligible = {e.content_id: e.probability for e in r.eligible}
+        assert r.content_id in eligible
+        np.testing.assert_allclose(sum(eligible.values()), 1.0)
+        assert r.probability == pytest.approx(1.0 / len(eligible))
+    assert len({len(r.context_features) for r in records}) == 1
+
+
+def test_a_deterministic_logging_policy_is_not_logged_for_policy_training() -> None:
+    config = DemoConfig(contacts=30, days=20, seed=3, logging_policy="fixed")
+    sim = simulator(config)
+    with pytest.raises(ValueError, match="logging_policy"):
+        simulated_decisions(sim, simulate(sim, config, lambda *_: None), config)
+
+
+@pytest.mark.slow
+def test_demo_rerun_stores_events_and_decisions_once(settings: Settings) -> None:
     calls: list[tuple[str, int, int]] = []
     config = DemoConfig(contacts=60, days=30, seed=3)
 
     first = run_demo(settings, config, lambda step, done, total: calls.append((step, done, total)))
     second = run_demo(settings, config, lambda *_: None)
 
-    sim, ingest = first.steps[0].numbers, first.steps[1].numbers
+    assert [step.name for step in first.steps] == STEPS
+    sim, ingest, logged = (first.steps[i].numbers for i in range(3))
     assert sim["events"] == ingest["events_stored"] == ingest["events_in_store"]
     assert ingest["events_rejected"] == 0
     assert ingest["profiles"] == 60
-    rerun = second.steps[1].numbers
-    assert rerun["events_stored"] == 0 and rerun["events_duplicate"] == sim["events"]
-    assert rerun["events_in_store"] == sim["events"]
+    assert int(logged["stored"]) == int(logged["decisions"]) > 0
+    rerun = {step.name: step.numbers for step in second.steps}
+    assert rerun["ingest"]["events_stored"] == 0 and rerun["ingest"]["events_duplicate"] == sim["events"]
+    assert rerun["ingest"]["events_in_store"] == sim["events"]
+    assert rerun["log_decisions"]["stored"] == 0
+    assert rerun["log_decisions"]["decisions_in_log"] == logged["decisions"]
     assert {step for step, _, _ in calls} >= {"simulate", "ingest"}
     assert ("simulate", 30, 30) in calls
-    names = [step.name for step in first.steps]
-    assert names == ["simulate", "ingest", "materialize", "train_readiness", "train_churn"]
-    assert int(first.steps[2].numbers["feature_views"]) >= 4
+    assert int(first.steps[3].numbers["feature_views"]) >= 4
     # 30 days cannot hold a 14-day label window plus a time split: the step says so instead of failing
-    assert "skipped" in first.steps[3].numbers
+    assert "skipped" in first.steps[4].numbers
     with open_settings_event_store(settings) as store:
         assert len(store.list_content()) >= 40
         assert store.get_profile(store.list_profiles()[0].contact_id) is not None
 
 
-def test_demo_cli_prints_json_summary(settings: Settings) -> None:
-    result = CliRunner().invoke(
-        app,
-        [
-            "demo",
-            "--contacts",
-            "20",
-            "--days",
-            "14",
-            "--seed",
-            "5",
-            "--json",
-            "--data-dir",
-            str(settings.data_dir),
-        ],
-    )
+def _demo_json(output: str) -> dict[str, Any]:
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, f"stdout must hold one JSON line, got {len(lines)}: {output[:500]}"
+    summary = json.loads(lines[0])
+    assert isinstance(summary, dict)
+    return summary
+
+
+@pytest.mark.slow
+def test_demo_no_serve_json_trains_and_registers_champions(settings: Settings) -> None:
+    args = ["demo", "--no-serve", "--json", "--contacts", "300", "--days", "120", "--seed", "5"]
+    result = CliRunner().invoke(app, [*args, "--data-dir", str(settings.data_dir)])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert [s["name"] for s in summary["steps"]][:2] == ["simulate", "ingest"]
-    assert summary["steps"][1]["events_in_store"] == summary["steps"][0]["events"] > 0
+    summary = _demo_json(result.stdout)
+    steps = {s["name"]: s for s in summary["steps"]}
+    assert list(steps) == STEPS
+    assert steps["ingest"]["events_in_store"] == steps["simulate"]["events"] > 0
+    assert steps["log_decisions"]["stored"] == steps["log_decisions"]["decisions"] > 0
+    readiness, policy = steps["train_readiness"], steps["train_policy"]
+    assert "skipped" not in readiness and 0.5 < readiness["roc_auc"] <= 1.0
+    assert "skipped" not in policy and policy["n_train"] > policy["n_eval"] > 0
+    champions = summary["champions"]
+    assert isinstance(champions, dict)
+    assert champions["ripen-readiness"] == readiness["version"]
+    if policy["promoted"] == "True":
+        assert champions["ripen-policy"] == policy["version"]
+    contact = summary["contact_id"]
+    with open_settings_event_store(settings) as store:
+        assert isinstance(contact, str) and store.get_profile(contact) is not None
+    with open_settings_decision_log(settings) as decision_log:
+        assert decision_log.count() == steps["log_decisions"]["decisions"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _curl_request(curl: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """URL, headers and JSON body of the printed ``curl`` command, parsed as a shell would."""
+    words = shlex.split(curl)
+    assert words[:4] == ["curl", "-s", "-X", "POST"]
+    headers: dict[str, str] = {}
+    for i, word in enumerate(words):
+        if word == "-H":
+            name, value = words[i + 1].split(":", 1)
+            headers[name.strip()] = value.strip()
+    body = json.loads(words[words.index("-d") + 1])
+    return words[4], headers, body
+
+
+@pytest.mark.slow
+def test_demo_serves_the_printed_recommend_example(tmp_path: Path) -> None:
+    port = _free_port()
+    data_dir = tmp_path / "data"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "ripen", "demo", "--json", "--contacts", "40", "--days", "21"]
+        + ["--seed", "2", "--port", str(port), "--data-dir", str(data_dir)],
+        env={**os.environ, "RIPEN_DATA_DIR": str(data_dir)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        summary = json.loads(demo.stdout.readline())
+        access = summary["serve"]
+        assert access["url"] == f"http://127.0.0.1:{port}"
+        assert access["contact_card"] == f"{access['url']}/sales/contacts/{summary['contact_id']}"
+        url, headers, body = _curl_request(access["recommend_curl"])
+        assert headers["X-API-Key"] == access["api_key"] and body["contact_id"] == summary["contact_id"]
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{access['url']}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert demo.poll() is None, "the demo exited instead of serving"
+            assert time.monotonic() < deadline, "demo server not up within 120 s"
+            time.sleep(0.3)
+        answer = httpx.post(url, headers=headers, json=body, timeout=30)
+        assert answer.status_code == 200, answer.text
+        decision = answer.json()
+        assert decision["action"] in {"content", "wait", "handoff_to_sales", "nothing_eligible"}
+        assert decision["event_id"]
+        wrong = httpx.post(url, headers={"X-API-Key": "rpn_not-a-key"}, json=body, timeout=30)
+        assert wrong.status_code == 401
+    finally:
+        demo.terminate()
+        demo.communicate(timeout=30)
+    keys = json.loads((data_dir / "api_keys.json").read_text())["keys"]
+    assert [k["label"] for k in keys] == ["ripen demo"]
+    assert access["api_key"] not in (data_dir / "api_keys.json").read_text()
