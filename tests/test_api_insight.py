@@ -20,7 +20,7 @@ from tests.decision_world import build_world
 from training.registry import load_champion
 from training.tracking import as_model_input, mlflow_client
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("insight_shap")]  # champions trained once
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from tests.champion_world import train_champion
 from tests.conftest import unavailable
 from tests.decision_world import CONSENT, PROFILES, build_world, world_events
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("contact_card")]  # one world, one server
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
