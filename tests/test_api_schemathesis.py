@@ -37,6 +37,7 @@ EXPECTED_OPERATIONS = {
     "POST /v1/rewards/{event_id}",
     "GET /v1/contacts/{contact_id}/insight",
     "DELETE /v1/contacts/{contact_id}",
+    "GET /sales/contacts/{contact_id}",
 }
 
 

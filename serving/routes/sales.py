@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse
@@ -29,7 +29,18 @@ from serving.routes.contacts import ContactId
 from serving.routes.recommend import PipelineDep
 from serving.schemas_decisions import ContactInsight, ScoreInsight
 
-router = APIRouter(prefix="/sales", tags=["sales"], responses=error_responses(401, 403, 422, 503))
+
+def _json_refusals(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The API's JSON refusals, documented as JSON on an HTML route (FastAPI would file their models under
+    the route's ``text/html``); the referenced schemas are the API's shared error bodies."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code, spec in error_responses(*codes).items():
+        schema = {"$ref": f"#/components/schemas/{spec['model'].__name__}"}
+        out[code] = {"description": spec["description"], "content": {"application/json": {"schema": schema}}}
+    return out
+
+
+router = APIRouter(prefix="/sales", tags=["sales"], responses=_json_refusals(401, 403, 422, 503))
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
 
 CHART_WIDTH = 640
@@ -132,13 +143,17 @@ def factor_chart(score: ScoreInsight) -> Chart:
     return Chart(tuple(bars), CHART_WIDTH, max(len(bars), 1) * ROW_HEIGHT, axis)
 
 
+_HTML = {"type": "string"}
+"""The pages' OpenAPI schema; refusals (401, 403, 422, 503) stay JSON like the rest of the API."""
+
+
 @router.get(
     "/contacts/{contact_id}",
     response_class=HTMLResponse,
     summary="The contact card for sales (HTML)",
     responses={
-        200: {"content": {"text/html": {}}, "description": "The card."},
-        404: {"content": {"text/html": {}}, "description": "No such contact (an HTML page)."},
+        200: {"content": {"text/html": {"schema": _HTML}}, "description": "The card (an HTML page)."},
+        404: {"content": {"text/html": {"schema": _HTML}}, "description": "No such contact (an HTML page)."},
     },
 )
 async def contact_card(
