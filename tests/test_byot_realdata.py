@@ -69,8 +69,9 @@ def test_leads_without_leaky_columns(datasets_dir: Path) -> None:
     )
     assert out["n_rows"] == 9240 and out["n_features"] == 26
     assert {"roc_auc", "pr_auc", "brier", "roc_auc_sd"} <= set(out)
-    assert out["roc_auc"] > 0.89  # 5-fold: 0.9045 ± 0.0103 (see the closing note)
-    assert 0.10 < out["brier"] < 0.14
+    # measured: 3-fold 0.9037 ± 0.0060, 5-fold 0.9045 ± 0.0103; the margin is about one fold sd
+    assert out["roc_auc"] > 0.895
+    assert 0.11 < out["brier"] < 0.13  # measured 0.1203
 
 
 @pytest.mark.realdata
@@ -88,7 +89,9 @@ def test_telco_churn(datasets_dir: Path) -> None:
         "3",
     )
     assert out["n_rows"] == 7043 and out["n_features"] == 19
-    assert out["roc_auc"] > 0.83  # 5-fold: 0.8479 ± 0.0092
+    # measured: 3-fold 0.8477 ± 0.0060, 5-fold 0.8479 ± 0.0092; the margin is about one fold sd
+    assert out["roc_auc"] > 0.84
+    assert 0.12 < out["brier"] < 0.15  # measured 0.1349
 
 
 @pytest.mark.realdata
