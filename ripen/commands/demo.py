@@ -33,6 +33,7 @@ class DemoAccess:
     contact_id: str
     recommend_curl: str
     contact_card: str
+    contact_card_curl: str
 
 
 def demo_access(settings: Settings, host: str, port: int, contact_id: str) -> DemoAccess:
@@ -45,6 +46,7 @@ def demo_access(settings: Settings, host: str, port: int, contact_id: str) -> De
             keys.revoke(old.key_id)
     key, token = keys.create([s.value for s in Scope], label=DEMO_KEY_LABEL)
     url = f"http://{host}:{port}"
+    card = f"{url}/sales/contacts/{contact_id}"
     body = json.dumps({"contact_id": contact_id, "channel": "email", "n_slots": 3})
     curl = " ".join(
         [
@@ -64,7 +66,8 @@ def demo_access(settings: Settings, host: str, port: int, contact_id: str) -> De
         key_id=key.key_id,
         contact_id=contact_id,
         recommend_curl=curl,
-        contact_card=f"{url}/sales/contacts/{contact_id}",
+        contact_card=card,
+        contact_card_curl=f"curl -s -H {shlex.quote(f'X-API-Key: {token}')} {card} > card.html",
     )
 
 
@@ -96,7 +99,8 @@ def _print_access(access: DemoAccess) -> None:
                 f"Demo API key (all scopes, shown once): {access.api_key}",
                 f"Recommend for contact {access.contact_id}:",
                 f"  {access.recommend_curl}",
-                f"Contact card (sales, send the key as X-API-Key): {access.contact_card}",
+                f"Contact card {access.contact_card} (key in the X-API-Key header; docs/api.md):",
+                f"  {access.contact_card_curl}",
             ]
         )
     )
