@@ -23,7 +23,7 @@ from features.decision_log import DecisionRecord, EligibleAction, ExcludedCandid
 from features.online import DecisionFeatures
 from features.points import DEFAULT_POINTS, fit_points
 from features.schemas import Channel, ContactProfile
-from models.context import ContactContext, Decision, Touch
+from models.context import ContactContext, Decision, Exclusion, Touch
 from models.policy.base import ContentPolicy
 from models.policy.decide import PreparedCatalog, context_snapshot, decide
 from models.policy.encoding import encode_contexts
@@ -273,6 +273,16 @@ def decision_records(
     position = {c.content_id: j for j, c in enumerate(catalog.candidates)}
     action_features = [tuple(float(v) for v in row) for row in catalog.action_features]
     encoded = encode_contexts(contexts, catalog.config.taxonomy) if contexts else np.zeros((0, 0))
+    # Guardrail exclusions are shared objects (built once per rule, block and stage), so their log form is
+    # built once per object too: ~50 per contact otherwise dominate the cost of the records.
+    excluded: dict[int, ExcludedCandidate] = {}
+
+    def logged(e: Exclusion) -> ExcludedCandidate:
+        found = excluded.get(id(e))
+        if found is None:
+            found = excluded[id(e)] = ExcludedCandidate(e.content_id, str(e.reason))
+        return found
+
     records = []
     for i, (outcome, context) in enumerate(zip(outcomes, contexts, strict=True)):
         d = outcome.decision
@@ -291,7 +301,7 @@ def decision_records(
                     EligibleAction(cid, p, action_features[position[cid]])
                     for cid, p in d.eligible_probabilities.items()
                 ),
-                exclusions=tuple(ExcludedCandidate(e.content_id, e.reason.value) for e in d.exclusions),
+                exclusions=tuple(map(logged, d.exclusions)),
                 wait_until=d.wait_until,
             )
         )

@@ -1,0 +1,406 @@
+"""Batch decisions: batch = single, guardrails in batch, resumable runs, audience input, ``ripen decide``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from features.decision_log import open_settings_decision_log
+from features.event_store import open_settings_event_store
+from features.online import assemble
+from features.schemas import Channel, ConsentRecord, ContactProfile, ContentFormat, LeadStatus, Program
+from models.context import ActionKind, Candidate
+from models.decision_batch import ContactData, ContactRequest, batch_event_id, decide_contacts
+from models.policy.decide import prepare_catalog
+from models.policy.encoding import encode_candidates
+from models.policy.inverse_gap_weighting import InverseGapWeighting
+from ripen.cli import app
+from ripen.settings import Settings
+from serving.metrics import ServingMetrics
+from serving.pipeline import DecisionPipeline, RecommendInput
+from tests.api_support import restored_logging
+from tests.decision_world import build_world
+from training.batch_decisions import (
+    Audience,
+    AudienceError,
+    BatchReport,
+    open_resources,
+    read_audience,
+    run_batch,
+    segment_audience,
+    validate_segment,
+)
+from training.champions import Champions
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+STAGES = ("awareness", "information", "consultation", "closing")
+EMAIL = {Channel.EMAIL: ConsentRecord(granted=True, at=NOW - timedelta(days=90))}
+
+
+# ------------------------------------------------------------------------------------ synthetic contacts
+def catalog(n: int = 50) -> list[Candidate]:
+    formats = list(ContentFormat)[:10]
+    blocks = [
+        Candidate(
+            f"b-{j:02d}", formats[j % len(formats)], (STAGES[j % 4], STAGES[(j + 1) % 4]), topics=("t",)
+        )
+        for j in range(n - 2)
+    ]
+    retention = [
+        Candidate("keep-1", ContentFormat.CHECKLIST, ("retention",), program=Program.RETENTION),
+        Candidate("keep-2", ContentFormat.WEBINAR, ("retention",), program=Program.RETENTION),
+    ]
+    return blocks + retention
+
+
+def contact(i: int, rng: np.random.Generator) -> ContactData:
+    """A contact with random stage, consent, clicks, consumed blocks and last touch (features as stored)."""
+    profile = ContactProfile(
+        contact_id=f"c-{i}",
+        lifecycle_stage=STAGES[int(rng.integers(0, 4))],
+        lead_status=LeadStatus.MQL if rng.random() < 0.3 else LeadStatus.LEAD,
+        consents=EMAIL if rng.random() < 0.9 else {},
+    )
+    row: dict[str, Any] = {
+        "as_of_ts": (NOW - timedelta(days=1)).timestamp(),
+        "email_click_30d": float(rng.integers(0, 25)),
+        "page_view_30d": float(rng.integers(0, 10)),
+        "consumed_content_ids": tuple(f"b-{j:02d}" for j in rng.choice(48, size=3, replace=False)),
+        "events_total": 5,
+    }
+    if rng.random() < 0.3:
+        row["last_touch_ts"] = (NOW - timedelta(days=float(rng.uniform(0, 6)))).timestamp()
+    features = assemble(profile.contact_id, NOW.timestamp(), row, {}, [])
+    return ContactData(profile, features)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> Champions:
+    """A fitted inverse-gap-weighting policy: probabilities strictly between 0 and 1, seeded sampling."""
+    rng = np.random.default_rng(3)
+    blocks = catalog()
+    data = [contact(i, rng) for i in range(400)]
+    prepared = prepare_catalog(blocks)
+    result = decide_contacts(
+        [ContactRequest(d.profile.contact_id) for d in data if d.profile],
+        data,
+        prepared,
+        Champions(),
+        channel=Channel.EMAIL,
+        now=NOW,
+        fallback_policy=InverseGapWeighting(greedy=True),
+    )
+    X = np.array([r.context_features for r in result.records])
+    A = encode_candidates(blocks)
+    policy = InverseGapWeighting(gamma=20.0).fit(
+        X, A, rng.integers(0, len(blocks), len(X)), rng.random(len(X))
+    )
+    return Champions(policy=policy, policy_version="igw-test")
+
+
+def decide_all(data: list[ContactData], models: Champions, **kw: Any) -> Any:
+    requests = [
+        ContactRequest(d.profile.contact_id, event_id=f"e-{d.profile.contact_id}") for d in data if d.profile
+    ]
+    return decide_contacts(
+        requests,
+        data,
+        prepare_catalog(catalog()),
+        models,
+        channel=Channel.EMAIL,
+        now=NOW,
+        seed=11,
+        fallback_policy=InverseGapWeighting(greedy=True),
+        **kw,
+    )
+
+
+def test_a_contact_gets_the_same_decision_and_log_record_alone_or_in_a_batch(fitted: Champions) -> None:
+    rng = np.random.default_rng(0)
+    data = [contact(i, rng) for i in range(300)]
+    together = decide_all(data, fitted, n_slots=3)
+    probabilities = [o.decision.probability for o in together.outcomes if o.decision.probability is not None]
+    assert any(0 < p < 1 for p in probabilities)  # a real stochastic policy, not a trivial argmax
+    for k in range(0, 300, 7):
+        alone = decide_all([data[k]], fitted, n_slots=3)
+        single, batched = alone.outcomes[0], together.outcomes[k]
+        # Identical except for the last bit of non-chosen probabilities: BLAS sums a 1-row and an n-row
+        # matrix product in different orders (~1e-17); the choice and its logged probability are exact.
+        assert replace(single, decision=replace(single.decision, eligible_probabilities={})) == replace(
+            batched, decision=replace(batched.decision, eligible_probabilities={})
+        )
+        assert single.decision.eligible_probabilities == pytest.approx(
+            batched.decision.eligible_probabilities, abs=1e-12
+        )
+        assert replace(alone.records[0], eligible=()) == replace(together.records[k], eligible=())
+
+
+def test_every_guardrail_applies_in_batch(fitted: Champions) -> None:
+    rng = np.random.default_rng(1)
+    data = [contact(i, rng) for i in range(500)]
+    # Contacts forced into each rule: sales fast lane, waiting period, no consent.
+    hot = data[0].features
+    assert hot is not None and all(d.profile is not None for d in data)
+    lead = {"lead_status": LeadStatus.LEAD}
+    data[0] = ContactData(
+        data[0].profile.model_copy(update={"lead_status": LeadStatus.SQL}),  # type: ignore[union-attr]
+        replace(hot, points=replace(hot.points, total=500.0)),
+    )
+    data[1] = ContactData(
+        data[1].profile.model_copy(update=lead),  # type: ignore[union-attr]
+        replace(hot, contact_id="c-1", days_since_last_touch=0.5),
+    )
+    data[2] = ContactData(
+        data[2].profile.model_copy(update={**lead, "consents": {}}),  # type: ignore[union-attr]
+        replace(hot, contact_id="c-2", days_since_last_touch=None),
+    )
+    result = decide_all(data, fitted)
+    outcomes = result.outcomes
+    assert (
+        outcomes[0].decision.action is ActionKind.HANDOFF_TO_SALES
+        and "readiness" in outcomes[0].decision.reason
+    )
+    assert outcomes[1].decision.action is ActionKind.WAIT
+    assert outcomes[1].decision.wait_until == NOW - timedelta(days=0.5) + timedelta(days=3)
+    assert outcomes[2].decision.action is ActionKind.NOTHING_ELIGIBLE
+    assert {e.reason.value for e in outcomes[2].decision.exclusions} >= {"no_consent"}
+    for outcome, d in zip(outcomes, data, strict=True):
+        decision = outcome.decision
+        assert d.profile is not None and d.features is not None
+        if decision.action is not ActionKind.CONTENT:
+            continue
+        chosen = decision.content_id
+        block = next(c for c in catalog() if c.content_id == chosen)
+        assert d.profile.lifecycle_stage in block.stages  # stage fit
+        assert chosen not in d.features.consumed_content_ids  # no repeats
+        assert Channel.EMAIL in d.profile.consents  # consent
+        assert sum(decision.eligible_probabilities.values()) == pytest.approx(1.0)
+        assert decision.eligible_probabilities[chosen] == decision.probability
+    assert {ActionKind.CONTENT, ActionKind.WAIT, ActionKind.HANDOFF_TO_SALES} <= {
+        o.decision.action for o in outcomes
+    }
+
+
+def test_degraded_contacts_are_decided_by_the_fallback_in_the_same_batch(fitted: Champions) -> None:
+    rng = np.random.default_rng(2)
+    data = [contact(i, rng) for i in range(20)]
+    data[5] = ContactData(data[5].profile, None)
+    result = decide_all(data, fitted)
+    assert result.outcomes[5].degraded and result.outcomes[5].decision.policy_version == "stage-fit-fallback"
+    assert {o.decision.policy_version for i, o in enumerate(result.outcomes) if i != 5} == {"igw-test"}
+    assert all(len(r.context_features) == len(result.records[0].context_features) for r in result.records)
+
+
+# ------------------------------------------------------------------------------------ the real stores
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    root: Path = tmp_path_factory.mktemp("batch")
+    settings = Settings(data_dir=root / "data", datasets_dir=root / "datasets")
+    build_world(settings)
+    return settings
+
+
+def test_single_recommend_is_the_batch_path_with_one_contact(world: Settings) -> None:
+    pipeline = DecisionPipeline.load(world)
+    store = open_settings_event_store(world)
+    try:
+        ids = ["c-ready", "c-sql", "c-nocons", "c-stranger"]
+        now = datetime.now(UTC)
+        inputs = [RecommendInput(c, Channel.EMAIL, n_slots=2, event_id=f"same-{c}") for c in ids]
+        many = pipeline.recommend_batch(inputs, store, ServingMetrics(), now)
+        for request, batched in zip(inputs, many, strict=True):
+            single = pipeline.recommend(request, store, ServingMetrics(), now)
+            assert batched is not None
+            assert single.decision == batched.decision
+            assert (single.readiness, single.churn_risk, single.cold_start) == (
+                batched.readiness,
+                batched.churn_risk,
+                batched.cold_start,
+            )
+            assert single.features == batched.features  # bulk read == single fast lookup
+    finally:
+        store.close()
+        pipeline.close()
+
+
+def audience(tmp_path: Path, text: str, name: str = "audience.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+class Interrupt(KeyboardInterrupt):
+    """Stands for Ctrl-C (or a crash) after some chunks were finished."""
+
+
+def test_an_interrupted_run_resumes_without_logging_any_decision_twice(
+    world: Settings, tmp_path: Path
+) -> None:
+    contacts = read_audience(
+        audience(tmp_path, "contact_id\nc-ready\nc-sql\nc-nocons\nc-stranger\nc-ready\n")
+    )
+    assert (len(contacts), contacts.duplicates) == (4, 1)
+    log = open_settings_decision_log(world)
+    resources = open_resources(world)
+    try:
+        before = log.count()
+
+        def crash_after_two(done: int, total: int) -> None:
+            if done == 2:
+                raise Interrupt
+
+        with pytest.raises(Interrupt):
+            run_batch(world, contacts, channel=Channel.EMAIL, resources=resources, run_id="r1", chunk_size=1,
+                      progress=crash_after_two)  # fmt: skip
+        assert log.count() == before + 2
+        out = tmp_path / "decisions.csv"
+        report = run_batch(world, contacts, channel=Channel.EMAIL, resources=resources, run_id="r1",
+                           chunk_size=1, out=out)  # fmt: skip
+        assert (report.resumed_chunks, report.log_stored, report.log_duplicates) == (2, 2, 0)
+        assert log.count() == before + 4
+        # A crash after the log insert but before the chunk's checkpoint: the chunk is redone, not re-logged.
+        (world.data_dir / "batch_runs" / "r1" / "part-00003.parquet").unlink()
+        again = run_batch(world, contacts, channel=Channel.EMAIL, resources=resources, run_id="r1",
+                          chunk_size=1, out=out)  # fmt: skip
+        assert (again.resumed_chunks, again.log_stored, again.log_duplicates) == (3, 0, 1)
+        assert log.count() == before + 4
+        fresh = run_batch(
+            world, contacts, channel=Channel.EMAIL, resources=resources, run_id="r2", out=tmp_path / "f.csv"
+        )
+    finally:
+        resources.close()
+        log.close()
+    resumed, uninterrupted = pd.read_csv(out), pd.read_csv(tmp_path / "f.csv")
+    assert list(resumed["contact_id"]) == ["c-ready", "c-sql", "c-nocons", "c-stranger"]
+    assert resumed["event_id"].tolist() == [batch_event_id("r1", c) for c in resumed["contact_id"]]
+    same = ["contact_id", "action", "content_id", "probability", "stage", "cold_start"]
+    pd.testing.assert_frame_equal(resumed[same], uninterrupted[same])
+    assert fresh.resumed_chunks == 0 and fresh.actions == {"content": 2, "nothing_eligible": 2}
+
+
+def test_a_run_id_cannot_resume_another_audience(world: Settings, tmp_path: Path) -> None:
+    resources = open_resources(world)
+    try:
+        run_batch(world, Audience(["c-ready"], [None], [None]), channel=Channel.EMAIL, resources=resources,
+                  run_id="r3")  # fmt: skip
+        with pytest.raises(ValueError, match="another audience"):
+            run_batch(world, Audience(["c-sql"], [None], [None]), channel=Channel.EMAIL, resources=resources,
+                      run_id="r3")  # fmt: skip
+    finally:
+        resources.close()
+
+
+def test_unknown_contacts_are_rejected_per_row_when_configured(world: Settings, tmp_path: Path) -> None:
+    settings = world.model_copy(update={"batch_unknown_contacts": "reject"})
+    resources = open_resources(settings)
+    try:
+        report = run_batch(settings, Audience(["c-stranger", "c-ready"], [None, "p"], ["awareness", None]),
+                           channel=Channel.EMAIL, resources=resources, run_id="r4")  # fmt: skip
+    finally:
+        resources.close()
+    frame = pd.read_parquet(report.out)
+    assert frame["status"].tolist() == ["rejected", "decided"]
+    assert frame["event_id"].isna().tolist() == [True, False]
+    assert frame["program"].tolist() == [None, "p"] and frame["requested_stage"].tolist() == [
+        "awareness",
+        None,
+    ]
+    assert (report.decided, report.rejected) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("", "line 1: the audience file is empty"),
+        ("id\nc-1\n", "line 1: the header needs a `contact_id` column"),
+        ("contact_id,color\nc-1,red\n", r"line 1: unknown columns \['color'\]"),
+        ("contact_id\nc-1\n\n \n", "line 4: `contact_id` is empty"),
+        ("contact_id,stage\nc-1,awareness\nc-2\n", "line 3: expected 2 fields, but got 1"),
+        ("contact_id,stage\nc-1,awareness\nc-2,nirvana\n", "line 3: `stage` must be one of"),
+        ("contact_id\n" + "x" * 129 + "\n", "line 2: `contact_id` must be at most 128"),
+    ],
+)
+def test_malformed_audience_files_fail_with_the_line_number(tmp_path: Path, text: str, match: str) -> None:
+    with pytest.raises(AudienceError, match=match):
+        read_audience(audience(tmp_path, text))
+
+
+def test_parquet_audiences_are_read_and_checked_by_row(tmp_path: Path) -> None:
+    good = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"contact_id": ["c-1", "c-2", "c-1"], "stage": ["awareness", None, None]}), good)
+    read = read_audience(good)
+    assert (read.contact_ids, read.stages, read.duplicates) == (["c-1", "c-2"], ["awareness", None], 1)
+    bad = tmp_path / "b.parquet"
+    pq.write_table(pa.table({"contact_id": ["c-1", None]}), bad)
+    with pytest.raises(AudienceError, match="line 3: `contact_id` is empty"):
+        read_audience(bad)
+    with pytest.raises(AudienceError, match="not a readable Parquet"):
+        read_audience(audience(tmp_path, "not parquet", "c.parquet"))
+
+
+@pytest.mark.parametrize(
+    "expression, match",
+    [
+        ("", "empty"),
+        ("1=1; DROP TABLE profiles", "not allowed"),
+        ("contact_id IN (SELECT contact_id FROM profiles)", "not allowed"),
+        ("contact_id = 'a' -- comment", "not allowed"),
+        ("len(read_csv('/etc/passwd')) > 0", "not allowed"),
+    ],
+)
+def test_unsafe_segments_are_refused(expression: str, match: str) -> None:
+    with pytest.raises(AudienceError, match=match):
+        validate_segment(expression)
+
+
+def test_segments_select_profiles(world: Settings) -> None:
+    store = open_settings_event_store(world)
+    try:
+        assert segment_audience(store, "lifecycle_stage = 'closing'").contact_ids == ["c-sql"]
+        assert segment_audience(store, "consent_email AND lifecycle_stage = 'awareness'").contact_ids == [
+            "c-ready"
+        ]
+        with pytest.raises(AudienceError, match="not a valid condition"):
+            segment_audience(store, "no_such_column > 1")
+    finally:
+        store.close()
+
+
+def test_ripen_decide_writes_decisions_and_reports_json(world: Settings, tmp_path: Path) -> None:
+    path = audience(tmp_path, "contact_id,program\nc-ready,welcome\nc-sql,welcome\n")
+    out = tmp_path / "out.jsonl"
+    with restored_logging():
+        result = CliRunner().invoke(
+            app,
+            ["decide", "--channel", "email", "--audience", str(path), "--out", str(out), "--json",
+             "--data-dir", str(world.data_dir)],
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = BatchReport(**json.loads(result.stdout[result.stdout.index("{") :]))
+    assert (report.contacts, report.decided, report.actions) == (2, 2, {"content": 2})
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["contact_id"], r["content_id"], r["program"]) for r in rows] == [
+        ("c-ready", "faq", "welcome"),
+        ("c-sql", "offer", "welcome"),
+    ]
+    with restored_logging():
+        bad = CliRunner().invoke(
+            app, ["decide", "--channel", "email", "--audience", str(path), "--segment", "x"]
+        )
+        bad_file = audience(tmp_path, "contact_id\n\n,\n", "bad.csv")
+        wrong = CliRunner().invoke(
+            app,
+            ["decide", "--channel", "email", "--audience", str(bad_file), "--data-dir", str(world.data_dir)],
+        )
+    assert bad.exit_code != 0 and "exactly one of" in bad.output
+    assert wrong.exit_code != 0 and "line 3" in wrong.output
