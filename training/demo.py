@@ -257,11 +257,12 @@ def materialize(
     return features, events
 
 
-def check_time_split(
+def check_trainable(
     events: pd.DataFrame, kind: Literal["readiness", "churn"], sampling: SnapshotSampling
 ) -> None:
-    """Raise the training's own ``ValueError`` when the snapshots cannot be split in time around the label
-    window, before Feast's point-in-time retrieval (the slow part) runs for nothing."""
+    """Raise ``ValueError`` when training would fail on its snapshots (a time split that leaves a part empty,
+    or a train or validation part without positives), before Feast's point-in-time retrieval, the slow part,
+    runs for nothing. The snapshots are the ones training samples: same events, sampling and seed."""
     from training.labels import sample_snapshots, time_split
 
     snapshots = sample_snapshots(
@@ -272,8 +273,16 @@ def check_time_split(
         horizon=sampling.horizon,
         seed=sampling.seed,
     )
-    if not snapshots.empty and sampling.horizon is not None:
-        time_split(snapshots, "snapshot_time", gap=sampling.horizon)
+    if snapshots.empty or sampling.horizon is None:
+        return  # training reports these cases itself, before any retrieval
+    train, valid, _ = time_split(snapshots, "snapshot_time", gap=sampling.horizon)
+    for name, part in (("train", train), ("validation", valid)):
+        labels = part["label"].astype(int).unique()
+        if len(labels) < 2:
+            raise ValueError(
+                f"the {name} part of the time split has only label {int(labels[0])} in {len(part)} "
+                f"{kind} snapshots: a scorer needs positives and negatives (simulate more contacts)"
+            )
 
 
 def train_scorer(
@@ -295,7 +304,7 @@ def train_scorer(
         every_days=7, max_per_contact=config.snapshots_per_contact, horizon_days=horizon, seed=config.seed
     )
     try:
-        check_time_split(events, kind, sampling)
+        check_trainable(events, kind, sampling)
         outcome = train_on_events(settings, features, events, kind, sampling)
     except ValueError as exc:
         log.warning("demo_training_skipped", kind=kind, reason=str(exc))
