@@ -161,6 +161,56 @@ def _split(
     return train, valid, test
 
 
+@dataclass(frozen=True)
+class HeldOutEvaluation:
+    """A scorer fitted on a time split and its test metrics next to the baseline's on the same rows."""
+
+    scorer: BinaryScorer
+    features: list[str]
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    probability: np.ndarray
+    metrics: BinaryMetrics
+    baseline: BinaryMetrics | None
+
+
+def fit_and_evaluate(
+    frame: pd.DataFrame,
+    *,
+    horizon: pd.Timedelta,
+    seed: int,
+    label: str = "label",
+    time_column: str = "snapshot_time",
+    baseline_column: str = "baseline_score",
+    params: Mapping[str, Any] | None = None,
+    dask_scheduler: str | None = None,
+) -> HeldOutEvaluation:
+    """Fit on the earliest part, early-stop/calibrate on the next, score the latest; baseline on those rows.
+
+    frame: one row per snapshot with feature columns, ``label`` (0/1), ``time_column`` (optional: without it a
+    stratified split is used) and ``baseline_column`` (optional: the points score). Rows whose label window
+    (``horizon``) reaches into the next part are purged (:func:`training.labels.time_split`).
+    """
+    if label not in frame.columns:
+        raise ValueError(f"label column `{label}` is not in the training frame")
+    if frame.empty:
+        raise ValueError("the training frame has no rows")
+    train, valid, test = _split(frame, label, time_column, horizon, seed)
+    features = [c for c in frame.columns if c not in {label, time_column, baseline_column}]
+    scorer = make_scorer(params, seed, dask_scheduler)
+    scorer.fit(train[features], train[label], valid[features], valid[label])
+    probability = scorer.predict_proba(test[features])[:, 1]
+    baseline = (
+        binary_metrics(test[label], test[baseline_column].astype(float))
+        if baseline_column in test.columns
+        else None
+    )
+    return HeldOutEvaluation(
+        scorer, features, train, valid, test, probability, binary_metrics(test[label], probability), baseline
+    )
+
+
 def train_and_register(
     frame: pd.DataFrame,
     *,
@@ -184,24 +234,22 @@ def train_and_register(
 
     if kind not in MODEL_NAMES:
         raise ValueError(f"`kind` must be one of {sorted(MODEL_NAMES)}, but got {kind!r}")
-    if label not in frame.columns:
-        raise ValueError(f"label column `{label}` is not in the training frame")
-    if frame.empty:
-        raise ValueError("the training frame has no rows")
     horizon = (
         horizon if horizon is not None else (READINESS_HORIZON if kind == "readiness" else CHURN_HORIZON)
     )
-    train, valid, test = _split(frame, label, time_column, horizon, settings.seed)
-    features = [c for c in frame.columns if c not in {label, time_column, baseline_column}]
-    scorer = make_scorer(params, settings.seed, dask_scheduler)
-    scorer.fit(train[features], train[label], valid[features], valid[label])
-    probability = scorer.predict_proba(test[features])[:, 1]
-    test_metrics = binary_metrics(test[label], probability)
-    baseline = (
-        binary_metrics(test[label], test[baseline_column].astype(float))
-        if baseline_column in test.columns
-        else None
+    held_out = fit_and_evaluate(
+        frame,
+        horizon=horizon,
+        seed=settings.seed,
+        label=label,
+        time_column=time_column,
+        baseline_column=baseline_column,
+        params=params,
+        dask_scheduler=dask_scheduler,
     )
+    scorer, features, probability = held_out.scorer, held_out.features, held_out.probability
+    train, valid, test = held_out.train, held_out.valid, held_out.test
+    test_metrics, baseline = held_out.metrics, held_out.baseline
     window = DataWindow(_window(train, time_column), _window(valid, time_column), _window(test, time_column))
     model_name = MODEL_NAMES[kind]
 

@@ -35,6 +35,9 @@ FINAL_STATE_COLUMNS = ("lead_status", "lifecycle_stage", "is_customer", "consent
 """Profile columns stored as the contact's final state: joined to past snapshots they would leak the label."""
 KEY_COLUMNS = ("contact_id", "event_timestamp", "request_ts")
 BASELINE_FEATURE = "points_score_now"
+RETRIEVAL_CHUNK_ROWS = 10_000
+"""Snapshots per Feast retrieval: its Dask join holds every row's joined tables at once (a 200k-row call of a
+5,000-contact year ran out of 23 GB), so larger sets are retrieved in chunks of this many rows."""
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,11 @@ def point_in_time_features(
             "row": range(len(snapshots)),
         }
     )
-    raw = store.historical_features(entity, SERVICES[kind])
-    raw = raw.sort_values("row").reset_index(drop=True)
+    chunks = [
+        store.historical_features(entity.iloc[start : start + RETRIEVAL_CHUNK_ROWS], SERVICES[kind])
+        for start in range(0, len(entity), RETRIEVAL_CHUNK_ROWS)
+    ]
+    raw = pd.concat(chunks, ignore_index=True).sort_values("row").reset_index(drop=True)
     if len(raw) != len(snapshots):
         raise ValueError(
             f"feature retrieval returned {len(raw)} rows for {len(snapshots)} snapshots; "
