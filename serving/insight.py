@@ -71,6 +71,32 @@ _WINDOWS: dict[int, tuple[str, str]] = {
     30: ("weighted to the last month", "gewichtet auf den letzten Monat"),
 }
 _YES_NO: dict[str, tuple[str, str]] = {"en": ("yes", "no"), "de": ("ja", "nein")}
+_ACTIONABLE: dict[str, tuple[str, str]] = {
+    EventType.PAGE_VIEW.value: ("page view", "Seitenaufruf"),
+    EventType.EMAIL_OPEN.value: ("email open", "E-Mail-Öffnung"),
+    EventType.EMAIL_CLICK.value: ("email click", "E-Mail-Klick"),
+    EventType.CONTENT_DOWNLOAD.value: ("content download", "Content-Download"),
+    EventType.FORM_SUBMIT.value: ("form submission", "Formular-Absendung"),
+    EventType.WEBINAR_REGISTER.value: ("webinar registration", "Webinar-Anmeldung"),
+    EventType.WEBINAR_ATTEND.value: ("webinar visit", "Webinar-Besuch"),
+    EventType.WORKSHOP.value: ("workshop", "Workshop"),
+    EventType.DEMO_REQUEST.value: ("demo request", "Demo-Anfrage"),
+    EventType.CONTACT_REQUEST.value: ("contact request", "Kontaktanfrage"),
+    EventType.PRODUCT_USAGE.value: ("product usage session", "Produktnutzung"),
+}
+"""Engagement that nurturing or sales can prompt: the what-if hint tries one more of each."""
+_HINTS = {
+    "readiness": {
+        "en": "One more {event} would raise readiness to {p}% (model estimate)",
+        "de": "Ein zusätzliches Ereignis „{event}“ hebt die Kaufbereitschaft laut Modell auf {p} %",
+    },
+    "churn": {
+        "en": "One more {event} would lower the churn risk to {p}% (model estimate)",
+        "de": "Ein zusätzliches Ereignis „{event}“ senkt das Abwanderungsrisiko laut Modell auf {p} %",
+    },
+}
+MIN_HINT_CHANGE = 0.005
+"""Smallest change of probability worth a hint (half a percentage point)."""
 
 
 def _serving_templates() -> dict[str, dict[str, str]]:
@@ -270,12 +296,42 @@ def _score_insight(
         X = as_model_input(row)
         explanation = explainer.explain(X, language)[0]
         margin = float(explainer.scorer.decision_function(X)[0])
+        hint = what_if(explainer.scorer, X, role, language)
     except Exception as exc:  # noqa: BLE001 - factors are a nicety: the score still shows
         log.error(
             "explanation_failed", role=role, contact_hash=contact_hash(contact_id), error=str(exc)[:200]
         )
         return None
-    return _from_explanation(probability, version, explanation, margin, language)
+    insight = _from_explanation(probability, version, explanation, margin, language)
+    return insight.model_copy(update={"hint": hint})
+
+
+def what_if(scorer: BinaryScorer, X: pd.DataFrame, role: str, language: Language) -> str | None:
+    """The model's score after one more event of the kind that helps most (raises readiness, lowers churn
+    risk), as a sentence; None when no such event moves it by ``MIN_HINT_CHANGE``.
+
+    X: the contact's model row, shape (1, n_features). One event adds 1 to its decayed counters of every
+    half-life, as ingestion would at the request time.
+    """
+    features = set(scorer.feature_names_in_)
+    kinds, rows = [], []
+    for kind in _ACTIONABLE:
+        columns = [c for h in HALF_LIVES_DAYS if (c := f"{kind}_{h}d_now") in features]
+        if columns:
+            row = X.copy()
+            row[columns] = row[columns].astype(float).fillna(0.0) + 1.0
+            kinds.append(kind)
+            rows.append(row)
+    if not rows:
+        return None
+    now = float(scorer.predict_proba(X)[0, 1])
+    after = scorer.predict_proba(pd.concat(rows, ignore_index=True))[:, 1] - now
+    sign = 1.0 if role == "readiness" else -1.0
+    best = int(np.argmax(sign * after))
+    if sign * after[best] < MIN_HINT_CHANGE:
+        return None
+    event = _ACTIONABLE[kinds[best]][0 if language == "en" else 1]
+    return _HINTS[role][language].format(event=event, p=f"{(now + after[best]) * 100:.0f}")
 
 
 def _from_explanation(

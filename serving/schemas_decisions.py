@@ -185,6 +185,10 @@ class ScoreInsight(BaseModel):
         default=None, description="Sum of the contributions of the features not listed in `factors`."
     )
     margin: float | None = Field(default=None, description="The model's raw log-odds for this contact.")
+    hint: str | None = Field(
+        default=None,
+        description="What one more event of the most helpful kind would do to the score, by the model.",
+    )
 
 
 class TimelineEntry(BaseModel):
@@ -227,6 +231,7 @@ class ContactInsight(BaseModel):
                         "base_margin": -0.2,
                         "other_contribution": 0.05,
                         "margin": 0.47,
+                        "hint": "One more demo request would raise readiness to 83% (model estimate)",
                     },
                     "churn": {"probability": 0.1, "model_version": "none", "unit": "points", "factors": []},
                     "lead_status": "mql",

@@ -3,6 +3,7 @@ to the model's log-odds, in English or German."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,39 @@ def test_engagement_pushes_readiness_up_and_churn_down(client: TestClient, keys:
     assert by_feature["readiness"][downloads]["direction"] == "up"
     assert by_feature["churn"][downloads]["direction"] == "down"
     assert by_feature["readiness"][downloads]["value"] == pytest.approx(0.79, abs=0.02)
+
+
+@pytest.mark.parametrize(
+    "role, name, event, column, better",
+    [
+        ("readiness", "ripen-readiness", "content download", "content_download_30d_now", 1),
+        ("churn", "ripen-churn", "page view", "page_view_30d_now", -1),
+    ],
+)
+def test_hint_says_what_one_more_event_would_do_by_the_model(
+    client: TestClient,
+    keys: Keys,
+    world: Settings,
+    role: str,
+    name: str,
+    event: str,
+    column: str,
+    better: int,
+) -> None:
+    score = insight(client, keys)[role]
+    match = re.fullmatch(
+        r"One more (.+) would (?:raise|lower) .+ to (\d+)% \(model estimate\)", score["hint"]
+    )
+    assert match is not None, score["hint"]
+    assert match.group(1) == event  # the synthetic world's strongest lever for this score
+    row = model_row(world, "c-ready")
+    after = row.assign(**{column: row[column] + 1.0})
+    scorer = load_champion(mlflow_client(world), name).model.unwrap_python_model().scorer  # type: ignore[attr-defined]
+    expected = float(scorer.predict_proba(after)[0, 1])
+    assert int(match.group(2)) == round(expected * 100)
+    assert better * (expected - score["probability"]) > 0.005
+    german = insight(client, keys, "de")[role]["hint"]
+    assert german.startswith("Ein zusätzliches Ereignis") and german.endswith(f"{match.group(2)} %")
 
 
 @pytest.mark.parametrize(

@@ -172,6 +172,8 @@ def test_card_shows_scores_factor_chart_and_next_action(
         assert f"{expected['churn']['probability'] * 100:.0f}%" in page.locator("#score-churn").inner_text()
         assert action in page.locator("#next-action").inner_text()
         for role in ("readiness", "churn"):
+            assert page.locator(f"#hint-{role}").inner_text() == expected[role]["hint"]
+        for role in ("readiness", "churn"):
             factors = expected[role]["factors"]
             assert len(factors) == 5
             chart = page.locator(f"#factors-{role} svg.factor-chart")
