@@ -181,6 +181,30 @@ def fitted_models(sim: Simulator, blocks: list[Candidate], now: datetime) -> Cha
     )
 
 
+def single_latency(sim: Simulator, blocks: list[Candidate], models: Champions, now: datetime, n: int) -> None:
+    """p50/p99 of the core for one contact (what ``recommend`` runs between the store reads and the log)."""
+    prepared = prepare_catalog(blocks)
+    data = sim(["c-5"], now)
+    fallback = InverseGapWeighting(greedy=True)
+    times = np.empty(n)
+    for i in range(n):
+        start = time.perf_counter_ns()
+        decide_contacts(
+            [ContactRequest("c-5", event_id=f"s-{i}")],
+            data,
+            prepared,
+            models,
+            channel=Channel.EMAIL,
+            now=now,
+            fallback_policy=fallback,
+        )
+        times[i] = time.perf_counter_ns() - start
+    print(
+        f"one contact (n = 1) through the same core, {n} runs: p50 {np.percentile(times, 50) / 1e6:.2f} ms, "
+        f"p99 {np.percentile(times, 99) / 1e6:.2f} ms"
+    )
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -193,6 +217,7 @@ def main() -> None:
     parser.add_argument(
         "--no-log", action="store_true", help="Count decision-log records instead of storing."
     )
+    parser.add_argument("--single-repeats", type=int, default=500, help="Runs of the n = 1 latency check.")
     parser.add_argument("--dir", type=Path, default=None, help="Working directory (default: a temp dir).")
     args = parser.parse_args()
     load_before = os.getloadavg()
@@ -211,7 +236,7 @@ def main() -> None:
         audience = Audience(ids, [None] * len(ids), [None] * len(ids))
         columns = (TextColumn("[bold]decide"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         rss_before = peak_rss_mb()
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         with Progress(*columns) as progress:
             task = progress.add_task("decide", total=len(ids))
             report = run_batch(
@@ -223,15 +248,20 @@ def main() -> None:
                 run_id="bench",
                 progress=lambda done, total: progress.update(task, completed=done),
             )
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         out_mb = (Path(tmp) / "decisions.parquet").stat().st_size / 1e6
         db = Path(tmp) / "decisions.db"
         log_mb = sum(p.stat().st_size for p in db.parent.glob("decisions.db*")) / 1e6 if db.exists() else 0.0
         decision_log.close()
+    single_latency(sim, blocks, models, now, args.single_repeats)
     load_after = os.getloadavg()
     print(
         f"{args.contacts:,} contacts x {len(blocks)} candidates, chunks of {args.chunk_size:,}: "
         f"{elapsed:.1f} s, {args.contacts / elapsed:,.0f} decisions/s"
+    )
+    print(
+        f"CPU time of this process {cpu:.1f} s ({args.contacts / cpu:,.0f} decisions per CPU-second; "
+        "wall time on a shared machine also waits for other processes)"
     )
     print(f"actions: {report.actions}; cold start {report.cold_start:,}")
     print(
