@@ -30,12 +30,17 @@ WAIT_POLLS = 100
 
 
 def readiness_frame(n: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Snapshots whose feature columns are names of the online model row: more points, more often ready."""
+    """Snapshots whose feature columns are names of the online model row: more points, more often ready.
+
+    Training sees floats where the online row holds an int (``events_total``) and a bool (``sales_alert``),
+    as in the demo: serving must cast them, or every prediction fails and the points score stands in.
+    """
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame(
         {
             "points_score_now": rng.uniform(0, 200, n),
-            "behaviour_points_now": rng.uniform(0, 100, n),
+            "events_total": rng.poisson(5, n).astype(float),
+            "sales_alert": rng.integers(0, 2, n).astype(float),
         }
     )
     frame["label"] = (rng.random(n) < frame["points_score_now"] / 250).astype(int)

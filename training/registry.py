@@ -10,6 +10,7 @@ with a clear message and the previously loaded champion stays in use.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import mlflow
@@ -67,8 +68,25 @@ class LoadedScorer:
     model: PyFuncModel
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """P(label = 1) per row."""
-        return np.asarray(self.model.predict(as_model_input(X)), dtype=float)
+        """P(label = 1) per row; numeric columns are cast to the signature's float type first."""
+        frame = as_model_input(X)
+        for col in self._numeric_columns:
+            if col in frame.columns and frame[col].dtype != np.float64:
+                # online rows carry ints, bools and None where training saw floats and NaN: same values
+                frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(np.float64)
+        return np.asarray(self.model.predict(frame), dtype=float)
+
+    @cached_property
+    def _numeric_columns(self) -> tuple[str, ...]:
+        """Columns the model's signature declares as double or float."""
+        schema = self.model.metadata.get_input_schema()
+        if schema is None or not schema.has_input_names():
+            return ()
+        return tuple(
+            str(spec.name)
+            for spec in schema.inputs
+            if str(getattr(spec, "type", "")).endswith(("double", "float"))
+        )
 
 
 def champion_version(client: MlflowClient, name: str) -> str | None:
