@@ -108,8 +108,8 @@ def test_demo_no_serve_json_trains_and_registers_champions(settings: Settings) -
     champions = summary["champions"]
     for kind in ("readiness", "churn"):
         step, champion = steps[f"train_{kind}"], champions[f"ripen-{kind}"]
-        if "skipped" in step:  # a small world may hold too few positives: said, not failed
-            assert "positives and negatives" in step["skipped"] and champion is None
+        if "skipped" in step:  # a small world may be too short or hold too few positives: said, not failed
+            assert any(why in step["skipped"] for why in ("positives", "time split")) and champion is None
         else:
             assert 0.0 <= step["roc_auc"] <= 1.0
             assert champion == step["version"] if step["promoted"] == "True" else champion is None
