@@ -122,6 +122,7 @@ def test_runbook_retrains_checks_and_rolls_back(tmp_path_factory: pytest.TempPat
     checks = run_block(blocks[2], world).stdout  # what to look at before promotion
     assert "# Model card: ripen-readiness" in checks and "# Model card: ripen-policy" in checks
     assert "policy_value_dr_ci_low" in checks
+    assert "champion" in checks and "promoted" in checks  # `ripen models list`: aliases and verdicts
 
     # a newer version became champion; the runbook's rollback brings back the one promoted before it
     versions = client.search_model_versions("name='ripen-readiness'")
@@ -152,3 +153,18 @@ def test_runbook_python_rollback_moves_the_alias(tmp_path_factory: pytest.TempPa
     first = min(int(v.version) for v in client.search_model_versions("name='ripen-readiness'"))
     exec(snippet, {"TRACKING_URI": settings.mlflow_tracking_uri, "PREVIOUS_VERSION": str(first)})  # noqa: S102
     assert champion_version(client, "ripen-readiness") == str(first)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["rollback", "readiness"], "ripen-readiness has no 'champion' to roll back"),
+        (["card", "churn", "3"], "no card for ripen-churn version 3"),
+    ],
+)
+def test_models_commands_refuse_what_the_registry_does_not_hold(
+    settings: Settings, args: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(app, ["models", *args, "--data-dir", str(settings.data_dir)])
+    assert result.exit_code == 2
+    assert message in result.output

@@ -41,10 +41,14 @@ class Rollback:
 def version_rows(client: MlflowClient, name: str) -> list[VersionRow]:
     """Every version of ``name``, newest first, with its aliases and gate verdict."""
     versions = client.search_model_versions(f"name='{name}'")
+    aliases: dict[str, list[str]] = {}
+    if versions:  # search results leave aliases out on some backends; the registered model has them all
+        for alias, version in client.get_registered_model(name).aliases.items():
+            aliases.setdefault(str(version), []).append(alias)
     rows = [
         VersionRow(
             version=str(v.version),
-            aliases=tuple(v.aliases),
+            aliases=tuple(sorted(aliases.get(str(v.version), []))),
             verdict=v.tags.get("gate.verdict", ""),
             reason=v.tags.get("gate.reason", ""),
         )
