@@ -35,7 +35,7 @@ from features.decay import (
 from features.points import DEFAULT_POINTS, PointsWeights, fit_points
 from features.scan import ScanSpec, scan_to_parquet
 from features.schemas import STAGE_IDS, Channel, ContactProfile, ContentBlock, EventType
-from features.topics import TOPIC_IDS, topic_ids
+from features.topics import DEFAULT_TOPICS, feature_topics, topic_ids
 
 EVENT_COLUMNS = ("event_id", "contact_id", "account_id", "timestamp", "type", "content_id", "properties")
 CONTACT_ENGAGEMENT_TABLE = "contact_engagement.parquet"
@@ -70,6 +70,7 @@ def build_offline_tables(
     weights: PointsWeights = DEFAULT_POINTS,
     threads: int = 2,
     memory_limit: str = "8GB",
+    vocabulary: Sequence[str] = DEFAULT_TOPICS,
 ) -> OfflineTables:
     """Aggregate events (Parquet path/glob/list, DataFrame or Arrow table) into the three event feature
     tables.
@@ -77,7 +78,9 @@ def build_offline_tables(
     ``contents`` gives each content block's stages and, optionally, free-text ``topics`` (stage and topic
     affinity); ``profiles`` (``contact_id``,
     ``account_id``) fills a missing event ``account_id``. Duplicated ``event_id`` rows count once.
+    ``vocabulary``: the topic vocabulary (``features.topics``); topics outside it count as ``other``.
     """
+    topics = feature_topics(vocabulary)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ripen-duckdb-") as spill:
         con = duckdb.connect(
@@ -85,7 +88,7 @@ def build_offline_tables(
         )
         try:
             _register_events(con, events)
-            _register_contents(con, contents)
+            _register_contents(con, contents, vocabulary)
             _register_profiles(con, profiles)
             con.execute(_clean_events_sql()).fetchall()
             n_events = _scalar(con, "SELECT count(*) FROM ev")
@@ -96,9 +99,9 @@ def build_offline_tables(
             }
             contact_keys, account_keys = _keys(con, "contact_id"), _keys(con, "account_id")
             contact_rows = scan_to_parquet(
-                con.sql(contact_groups_sql()).to_arrow_reader(BATCH_ROWS),
+                con.sql(contact_groups_sql(topics)).to_arrow_reader(BATCH_ROWS),
                 "contact_id",
-                contact_scan_spec(),
+                contact_scan_spec(topics),
                 paths["contact"],
                 contact_keys,
             )
@@ -163,7 +166,9 @@ def _register_events(con: duckdb.DuckDBPyConnection, events: EventsInput) -> Non
 
 
 def _register_contents(
-    con: duckdb.DuckDBPyConnection, contents: Sequence[ContentBlock] | pd.DataFrame | None
+    con: duckdb.DuckDBPyConnection,
+    contents: Sequence[ContentBlock] | pd.DataFrame | None,
+    vocabulary: Sequence[str],
 ) -> None:
     if contents is None:
         frame = pd.DataFrame({"content_id": pd.Series([], dtype=str), "stages": pd.Series([], dtype=object)})
@@ -185,7 +190,7 @@ def _register_contents(
     frame["stages"] = frame["stages"].map(lambda s: [str(x) for x in s] if s is not None else [])
     # Free text becomes topic ids here, with the same function the online path uses.
     frame["topics"] = frame["topics"].map(
-        lambda t: list(topic_ids(str(x) for x in t)) if t is not None else []
+        lambda t: list(topic_ids((str(x) for x in t), vocabulary)) if t is not None else []
     )
     table = pa.Table.from_pandas(
         frame,
@@ -243,7 +248,7 @@ def _keys(con: duckdb.DuckDBPyConnection, key: str) -> pa.Array:
     return con.sql(sql).to_arrow_table().column(0).combine_chunks()
 
 
-def contact_groups_sql() -> str:
+def contact_groups_sql(topics: Sequence[str] = feature_topics(DEFAULT_TOPICS)) -> str:
     """Per contact and event time, in (contact, time) order: what the events add to each counter, the touch
     times, whether it is the contact's first row, and the consumed content so far (a DuckDB list window)."""
     cols = [f"sum((type = '{et}')::DOUBLE) AS \"k_{et}\"" for et in EVENT_TYPES]
@@ -255,7 +260,7 @@ def contact_groups_sql() -> str:
     ]
     cols += [
         f"sum((type NOT IN {not_affinity} AND list_contains(topics, '{t}'))::DOUBLE) AS \"k_topic_{t}\""
-        for t in TOPIC_IDS
+        for t in topics
     ]
     cols += [
         f'max(CASE WHEN type IN {_sql_list(types)} THEN t END) AS "g_{n}"' for n, types in LAST_SEEN.items()
@@ -277,9 +282,10 @@ def contact_groups_sql() -> str:
     """
 
 
-def contact_scan_spec() -> ScanSpec:
-    """Contact engagement outputs: decayed counters, totals, last-seen times, as of each row."""
-    keys = counter_keys()
+def contact_scan_spec(topics: Sequence[str] = feature_topics(DEFAULT_TOPICS)) -> ScanSpec:
+    """Contact engagement outputs: decayed counters (topic ids ``topics``), totals, last-seen times, as of
+    each row."""
+    keys = counter_keys(topics)
     sums = {f"{k}_{h}d": (f"k_{k}", decay_rate(h)) for k in keys for h in HALF_LIVES_DAYS}
     return ScanSpec(
         sums={"events_total": ("n", 0.0), **sums},

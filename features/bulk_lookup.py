@@ -65,7 +65,10 @@ class BulkReader:
         rows = dict(zip(unique, _read_contacts(self._reader, unique), strict=True))
         contents = self._reader.read("__bulk__", list(content_ids))[1] if content_ids else {}
         request_ts = at.timestamp()
-        return [assemble(cid, request_ts, rows[cid], contents, content_ids) for cid in contact_ids]
+        topics = self._reader.topics
+        return [
+            assemble(cid, request_ts, rows[cid], contents, content_ids, topics=topics) for cid in contact_ids
+        ]
 
     def close(self) -> None:
         _close(self._reader)

@@ -38,22 +38,25 @@ LAST_SEEN: dict[str, frozenset[str]] = {
 }
 
 
-def counter_keys() -> tuple[str, ...]:
-    """Every counter base name: one per event type, the return-visit flag, one per journey stage and topic."""
-    return _COUNTER_KEYS
+def counter_keys(topics: Sequence[str] = TOPIC_IDS) -> tuple[str, ...]:
+    """Every counter base name: one per event type, the return-visit flag, one per journey stage and topic.
+
+    ``topics`` are the topic ids with columns (``features.topics.feature_topics`` of the repository's
+    vocabulary); the default is the default catalog's."""
+    return (*_FIXED_KEYS, *(f"topic_{t}" for t in topics))
 
 
-_COUNTER_KEYS: tuple[str, ...] = (
-    *EVENT_TYPES,
-    RETURN_VISIT,
-    *(f"stage_{s}" for s in STAGE_IDS),
-    *(f"topic_{t}" for t in TOPIC_IDS),
-)
+_FIXED_KEYS: tuple[str, ...] = (*EVENT_TYPES, RETURN_VISIT, *(f"stage_{s}" for s in STAGE_IDS))
 
 
-def counter_columns() -> tuple[str, ...]:
+def counter_columns(topics: Sequence[str] = TOPIC_IDS) -> tuple[str, ...]:
     """Feature names of all decayed counters, e.g. ``email_click_7d``, ``stage_awareness_30d``."""
-    return tuple(f"{key}_{h}d" for key in counter_keys() for h in HALF_LIVES_DAYS)
+    return tuple(f"{key}_{h}d" for key in counter_keys(topics) for h in HALF_LIVES_DAYS)
+
+
+def half_life_of(column: str) -> int:
+    """The half-life in days of a counter column (``topic_cost_30d`` -> 30)."""
+    return int(column.rsplit("_", 1)[1][:-1])
 
 
 def decay_rate(half_life_days: float) -> float:
@@ -85,7 +88,8 @@ class CounterEvent:
         type: an ``EventType`` value.
         content_id: the content block the event refers to, if any.
         stages: stages of that content block (from the catalog), empty if unknown.
-        topics: topic ids of that block (``features.topics.topic_ids``), empty if unknown.
+        topics: topic ids of that block (``features.topics.topic_ids`` with the repository's vocabulary,
+            so each has a column), empty if unknown.
         returning: the web tracker marked the page view as a returning visitor's.
     """
 
@@ -105,7 +109,7 @@ def increments(event: CounterEvent) -> list[str]:
         keys.append(RETURN_VISIT)
     if event.type not in NOT_AFFINITY_TYPES:
         keys.extend(f"stage_{s}" for s in event.stages if s in STAGE_IDS)
-        keys.extend(f"topic_{t}" for t in event.topics if t in TOPIC_IDS)
+        keys.extend(f"topic_{t}" for t in event.topics)
     return keys
 
 
@@ -130,12 +134,9 @@ class EngagementState:
         counters = dict(self.counters)
         as_of = event.t if self.as_of is None else max(self.as_of, event.t)
         if self.as_of is not None and event.t > self.as_of:
-            for h in HALF_LIVES_DAYS:
-                factor = decay_factor(event.t - self.as_of, h)
-                for key in counter_keys():
-                    name = f"{key}_{h}d"
-                    if name in counters:
-                        counters[name] *= factor
+            factors = {h: decay_factor(event.t - self.as_of, h) for h in HALF_LIVES_DAYS}
+            for name in counters:
+                counters[name] *= factors[half_life_of(name)]
         for h in HALF_LIVES_DAYS:
             weight = decay_factor(as_of - event.t, h)
             for key in increments(event):
@@ -163,16 +164,12 @@ class EngagementState:
         """Value of one counter at ``as_of`` (0 for a counter no event touched)."""
         return float(self.counters.get(name, 0.0))
 
-    def counters_at(self, at: float) -> dict[str, float]:
-        """Every counter decayed from ``as_of`` to ``at`` (epoch seconds)."""
+    def counters_at(self, at: float, topics: Sequence[str] = TOPIC_IDS) -> dict[str, float]:
+        """Every counter (with columns for ``topics``) decayed from ``as_of`` to ``at`` (epoch seconds)."""
         if self.as_of is None:
-            return dict.fromkeys(counter_columns(), 0.0)
+            return dict.fromkeys(counter_columns(topics), 0.0)
         factors = {h: decay_factor(at - self.as_of, h) for h in HALF_LIVES_DAYS}
-        return {
-            f"{k}_{h}d": self.counter(f"{k}_{h}d") * factors[h]
-            for k in counter_keys()
-            for h in HALF_LIVES_DAYS
-        }
+        return {name: self.counter(name) * factors[half_life_of(name)] for name in counter_columns(topics)}
 
 
 def dedupe(events: Iterable[CounterEvent]) -> list[CounterEvent]:

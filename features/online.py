@@ -23,27 +23,46 @@ from feast.infra.online_stores.helpers import _mmh3, _redis_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
-from features.decay import HALF_LIVES_DAYS, LAST_SEEN, SECONDS_PER_DAY, counter_columns, decay_rate
+from features.decay import (
+    HALF_LIVES_DAYS,
+    LAST_SEEN,
+    SECONDS_PER_DAY,
+    counter_columns,
+    decay_rate,
+    half_life_of,
+)
 from features.feature_repo.feature_views import (
-    AFFINITY_COUNTERS,
     CONTENT_RATES,
     CONTENT_STATS,
+    affinity_counters,
     contact_engagement_fv,
     contact_profile_fv,
 )
 from features.points import DEFAULT_POINTS, PointsScore, PointsWeights
+from features.topics import TOPIC_IDS
 
-CONTACT_VIEWS: dict[str, tuple[str, ...]] = {
-    "contact_engagement": tuple(f.name for f in contact_engagement_fv.schema),
-    "stage_affinity": AFFINITY_COUNTERS,
-    "contact_profile": tuple(f.name for f in contact_profile_fv.schema),
-}
+
+def contact_views(topics: Sequence[str] = TOPIC_IDS) -> dict[str, tuple[str, ...]]:
+    """Contact feature view -> its feature names, with the stage_affinity columns of ``topics``."""
+    return {
+        "contact_engagement": tuple(f.name for f in contact_engagement_fv.features),
+        "stage_affinity": affinity_counters(topics),
+        "contact_profile": tuple(f.name for f in contact_profile_fv.features),
+    }
+
+
+# The default catalog's layout (view names and the non-topic features are the same for every vocabulary).
+CONTACT_VIEWS: dict[str, tuple[str, ...]] = contact_views()
 CONTENT_VIEW = "content_stats"
 CONTENT_FEATURES = (*CONTENT_STATS, *CONTENT_RATES)
 
 Row = dict[str, Any]
-# (stored counter, request-time name, half-life in days), precomputed once for the lookup loop.
-_COUNTERS = tuple((n, f"{n}_now", int(n.rsplit("_", 1)[1][:-1])) for n in counter_columns())
+
+
+@functools.lru_cache(maxsize=16)
+def _counters(topics: tuple[str, ...]) -> tuple[tuple[str, str, int], ...]:
+    """(stored counter, request-time name, half-life in days), precomputed once for the lookup loop."""
+    return tuple((n, f"{n}_now", half_life_of(n)) for n in counter_columns(topics))
 
 
 @dataclass(frozen=True)
@@ -141,7 +160,9 @@ class OnlineReader(Protocol):
     """Fetches the stored online rows of one contact (all contact views merged) and of content blocks.
 
     A content block comes back as its stored row, or as ``ContentStats`` already built from it (a reader
-    that caches content keeps the built value)."""
+    that caches content keeps the built value). ``topics``: the topic ids the repository has columns for."""
+
+    topics: tuple[str, ...]
 
     def read(
         self, contact_id: str, content_ids: Sequence[str]
@@ -160,7 +181,7 @@ def lookup(
         raise ValueError("contact_id must be a non-empty string")
     request_ts = (at or datetime.now(UTC)).timestamp()
     contact, contents = reader.read(contact_id, list(content_ids))
-    return assemble(contact_id, request_ts, contact, contents, content_ids, weights)
+    return assemble(contact_id, request_ts, contact, contents, content_ids, weights, reader.topics)
 
 
 def assemble(
@@ -170,8 +191,11 @@ def assemble(
     contents: Mapping[str, Row | ContentStats],
     content_ids: Sequence[str],
     weights: PointsWeights = DEFAULT_POINTS,
+    topics: tuple[str, ...] = TOPIC_IDS,
 ) -> DecisionFeatures:
-    """Build the decision features from stored rows (missing features: None) — the request-time maths."""
+    """Build the decision features from stored rows (missing features: None) — the request-time maths.
+
+    ``topics``: the topic ids with columns in the repository (the reader's ``topics``)."""
     as_of = _num(contact.get("as_of_ts"))
     cold = as_of is None
     counters_now: dict[str, float] = {}
@@ -180,7 +204,7 @@ def assemble(
         for h in HALF_LIVES_DAYS
     }
     get = contact.get
-    for name, now_name, half_life in _COUNTERS:
+    for name, now_name, half_life in _counters(topics):
         value = get(name)
         counters_now[now_name] = 0.0 if value is None or value != value else value * factors[half_life]
     last_seen = {name: _num(get(name)) for name in LAST_SEEN}
@@ -291,7 +315,9 @@ class FeastSdkReader:
 
     def __init__(self, store: Any) -> None:
         self.feast = store.feast
-        self._contact_refs = [f"{view}:{name}" for view, names in CONTACT_VIEWS.items() for name in names]
+        self.topics: tuple[str, ...] = store.topics
+        views = contact_views(self.topics)
+        self._contact_refs = [f"{view}:{name}" for view, names in views.items() for name in names]
         self._content_refs = [f"{CONTENT_VIEW}:{name}" for name in CONTENT_FEATURES]
 
     def read(self, contact_id: str, content_ids: Sequence[str]) -> tuple[Row, dict[str, Row]]:
@@ -417,6 +443,8 @@ class DirectReader:
         config = store.feast.config
         self.project: str = config.project
         self.version: int = config.entity_key_serialization_version
+        self.topics: tuple[str, ...] = store.topics
+        self.contact_views = contact_views(self.topics)
         self.cache = ContentCache()
         online = config.online_store
         self.kind: str = online.type
@@ -427,7 +455,9 @@ class DirectReader:
             self._version_key = content_version_key(self.project)
             # (feature name, Feast's field hash) of each contact feature; features.bulk_lookup reads them too.
             self._contact_fields = [
-                (name, _mmh3(f"{view}:{name}")) for view, names in CONTACT_VIEWS.items() for name in names
+                (name, _mmh3(f"{view}:{name}"))
+                for view, names in self.contact_views.items()
+                for name in names
             ]
             self._contact_names = tuple(name for name, _ in self._contact_fields)
             # One server-side script runs every HMGET: one command and one reply instead of 51.
@@ -477,7 +507,7 @@ class DirectReader:
         version = self._sqlite.execute("PRAGMA data_version").fetchone()[0]
         contact_key = serialize_entity_key(entity_key("contact_id", contact_id), self.version)
         contact: Row = {}
-        for view in CONTACT_VIEWS:
+        for view in self.contact_views:
             rows = self._select(view, [contact_key])
             contact.update({name: decode(raw) for _, name, raw in rows})
         contents: dict[str, Row] = {cid: {} for cid in content_ids}

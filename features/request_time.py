@@ -13,6 +13,7 @@ import pandas as pd
 
 from features.decay import HALF_LIVES_DAYS, SECONDS_PER_DAY, counter_columns, decay_rate
 from features.points import DEFAULT_POINTS, PointsWeights
+from features.topics import TOPIC_IDS, topics_in
 
 
 def engagement_at_request(inputs: pd.DataFrame, weights: PointsWeights = DEFAULT_POINTS) -> pd.DataFrame:
@@ -26,7 +27,9 @@ def engagement_at_request(inputs: pd.DataFrame, weights: PointsWeights = DEFAULT
     factors = {
         h: np.where(known, np.exp(-decay_rate(h) * np.nan_to_num(elapsed)), 0.0) for h in HALF_LIVES_DAYS
     }
-    for name in counter_columns():
+    # The topic columns are the repository's vocabulary: whatever the stored frame carries.
+    topics = topics_in(inputs.columns, HALF_LIVES_DAYS[0]) or TOPIC_IDS
+    for name in counter_columns(topics):
         half_life = int(name.rsplit("_", 1)[1][:-1])
         out[f"{name}_now"] = np.nan_to_num(_column(inputs, name)) * factors[half_life]
     last_touch = _column(inputs, "last_touch_ts")

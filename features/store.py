@@ -39,10 +39,10 @@ from features.aggregation import (
 from features.decay import LAST_SEEN, CounterEvent, EngagementState, counter_columns
 from features.feature_repo import definitions
 from features.feature_repo.feature_views import (
-    AFFINITY_COUNTERS,
     CONTENT_RATES,
     CONTENT_STATS,
     account_engagement_fv,
+    affinity_counters,
     contact_engagement_fv,
     content_stats_fv,
 )
@@ -56,14 +56,21 @@ from features.online import (
 )
 from features.points import DEFAULT_POINTS, PointsWeights
 from features.schemas import ContactProfile, ContentBlock, EngagementEvent, EventType
-from features.topics import topic_ids
+from features.topics import (
+    TOPIC_IDS,
+    feature_topics,
+    read_vocabulary,
+    topic_ids,
+    topic_vocabulary,
+    write_vocabulary,
+)
 from ripen.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 PROJECT = "ripen"
 CONTENT_CATALOG_TABLE = "content_catalog.parquet"
-ENGAGEMENT_FEATURES = tuple(f.name for f in contact_engagement_fv.schema)
+ENGAGEMENT_FEATURES = tuple(f.name for f in contact_engagement_fv.features)
 # Rows per proto conversion and online write batch while materializing.
 MATERIALIZE_BATCH_ROWS = 10_000
 FEATURE_SERVICES = (
@@ -150,6 +157,7 @@ class FeatureStoreService:
         self._feast: FeatureStore | None = None
         self._catalog: dict[str, tuple[str, ...]] | None = None
         self._topics: dict[str, tuple[str, ...]] | None = None
+        self._vocabulary: tuple[str, ...] | None = None
         self._direct: DirectReader | None = None
         self._redis: Any = None
 
@@ -160,6 +168,19 @@ class FeatureStoreService:
     @property
     def offline_dir(self) -> Path:
         return self.settings.offline_dir
+
+    @property
+    def vocabulary(self) -> tuple[str, ...]:
+        """The topic vocabulary stored with the repository (fixed by ``build_offline``; default catalog's
+        until then)."""
+        if self._vocabulary is None:
+            self._vocabulary = read_vocabulary(self.repo_dir)
+        return self._vocabulary
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """The topic ids with feature columns: the vocabulary plus ``other``."""
+        return feature_topics(self.vocabulary)
 
     @property
     def feast(self) -> FeatureStore:
@@ -179,7 +200,7 @@ class FeatureStoreService:
     def apply(self) -> None:
         """Register entities, views and services with Feast (idempotent). Needs the offline tables to
         exist."""
-        self.feast.apply(definitions())
+        self.feast.apply(definitions(self.topics))
         log.info("feature_repo_applied", project=PROJECT, online_store=self.settings.online_store)
 
     # ----------------------------------------------------------------------------------------------- offline
@@ -238,15 +259,20 @@ class FeatureStoreService:
         topics = frame["topics"] if "topics" in frame.columns else [()] * len(frame)
         for cid, stages, free in zip(frame["content_id"], frame["stages"], topics, strict=True):
             self._catalog[str(cid)] = tuple(stages)
-            self._topics[str(cid)] = topic_ids(str(t) for t in (free if free is not None else ()))
+            self._topics[str(cid)] = topic_ids(
+                (str(t) for t in (free if free is not None else ())), self.vocabulary
+            )
 
     def build_offline(self, events: EventsInput, profiles: Sequence[ContactProfile] = ()) -> OfflineTables:
         """Aggregate events into the offline feature tables (DuckDB), with profiles for the account mapping.
 
-        An empty profile table is written when there is none yet, so every Feast source exists.
+        An empty profile table is written when there is none yet, so every Feast source exists. The topic
+        vocabulary is fixed here, from the written catalog's topics, and stored with the repository, so the
+        tables, the views ``apply`` registers, ingestion and lookups agree; run ``apply`` after it.
         """
         if profiles or not (self.offline_dir / CONTACT_PROFILE_TABLE).exists():
             self.write_profiles(profiles)
+        self._fix_vocabulary()
         catalog, topics = self.content_stages(), self.content_topics()
         contents = pd.DataFrame(
             {
@@ -256,12 +282,38 @@ class FeatureStoreService:
                 "topics": [list(topics.get(c, ())) for c in catalog],
             }
         )
+        # object columns, so an empty profile list stays a (NULL-typed) string column for DuckDB, not float.
         accounts = pd.DataFrame(
-            {"contact_id": [p.contact_id for p in profiles], "account_id": [p.account_id for p in profiles]}
+            {
+                "contact_id": pd.Series([p.contact_id for p in profiles], dtype=object),
+                "account_id": pd.Series([p.account_id for p in profiles], dtype=object),
+            }
         )
         return build_offline_tables(
-            events, self.offline_dir, contents=contents, profiles=accounts, weights=self.weights
+            events,
+            self.offline_dir,
+            contents=contents,
+            profiles=accounts,
+            weights=self.weights,
+            vocabulary=self.vocabulary,
         )
+
+    def _fix_vocabulary(self) -> None:
+        """Store the vocabulary of the written catalog's free-text topics (kept as it is without one)."""
+        path = self.offline_dir / CONTENT_CATALOG_TABLE
+        if not path.exists():
+            return
+        frame = pd.read_parquet(path)
+        if "topics" not in frame.columns:
+            return
+        vocabulary = topic_vocabulary(
+            str(t) for topics in frame["topics"] if topics is not None for t in topics
+        )
+        self.settings.ensure_dirs()
+        write_vocabulary(self.repo_dir, vocabulary)
+        if vocabulary != self._vocabulary:
+            self._vocabulary, self._catalog, self._topics, self._direct = vocabulary, None, None, None
+            log.info("topic_vocabulary_fixed", topics=len(vocabulary))
 
     def materialize(
         self,
@@ -372,11 +424,11 @@ class FeatureStoreService:
     def read_engagement_states(self, contact_ids: Sequence[str]) -> dict[str, EngagementState]:
         """The online engagement state of each contact (empty state if unknown)."""
         rows = self._read_contact_rows(contact_ids)
-        return {cid: state_from_row(row) for cid, row in rows.items()}
+        return {cid: state_from_row(row, self.topics) for cid, row in rows.items()}
 
     def _read_contact_rows(self, contact_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         refs = [f"contact_engagement:{n}" for n in ENGAGEMENT_FEATURES] + [
-            f"stage_affinity:{n}" for n in AFFINITY_COUNTERS
+            f"stage_affinity:{n}" for n in affinity_counters(self.topics)
         ]
         refs.append("contact_profile:account_id")
         data = self.feast.get_online_features(
@@ -428,7 +480,7 @@ class FeatureStoreService:
         rows = []
         account_events: dict[str, list[tuple[CounterEvent, bool]]] = {}
         for contact_id, contact_events in by_contact.items():
-            state = state_from_row(stored[contact_id])
+            state = state_from_row(stored[contact_id], self.topics)
             is_new = state.events_total == 0
             profile_account = stored[contact_id].get("account_id")
             for event, account in sorted(contact_events, key=lambda pair: pair[0].t):
@@ -437,14 +489,14 @@ class FeatureStoreService:
                 if account is not None:
                     account_events.setdefault(account, []).append((event, is_new))
                     is_new = False
-            rows.append({"contact_id": contact_id, **state_to_row(state)})
+            rows.append({"contact_id": contact_id, **state_to_row(state, self.topics)})
         engagement = pd.DataFrame(rows)
         engagement["event_timestamp"] = pd.to_datetime(engagement["as_of_ts"], unit="s", utc=True)
         self.feast.write_to_online_store(
             "contact_engagement", engagement[["contact_id", "event_timestamp", *ENGAGEMENT_FEATURES]]
         )
         self.feast.write_to_online_store(
-            "stage_affinity", engagement[["contact_id", "event_timestamp", *AFFINITY_COUNTERS]]
+            "stage_affinity", engagement[["contact_id", "event_timestamp", *affinity_counters(self.topics)]]
         )
         self._update_accounts(account_events)
         self._update_content_stats(frame)
@@ -558,8 +610,9 @@ def counter_event(
     )
 
 
-def state_to_row(state: EngagementState) -> dict[str, Any]:
-    """An engagement state as the contact_engagement + stage_affinity online row."""
+def state_to_row(state: EngagementState, topics: Sequence[str] = TOPIC_IDS) -> dict[str, Any]:
+    """An engagement state as the contact_engagement + stage_affinity online row (topic columns of
+    ``topics``)."""
     row: dict[str, Any] = {
         "as_of_ts": state.as_of,
         "first_seen_ts": state.first_seen_ts,
@@ -567,16 +620,18 @@ def state_to_row(state: EngagementState) -> dict[str, Any]:
         "consumed_content_ids": list(state.consumed_content_ids),
     }
     row.update({name: state.last_seen.get(name) for name in LAST_SEEN})
-    row.update({name: state.counter(name) for name in counter_columns()})
+    row.update({name: state.counter(name) for name in counter_columns(topics)})
     return row
 
 
-def state_from_row(row: dict[str, Any]) -> EngagementState:
+def state_from_row(row: dict[str, Any], topics: Sequence[str] = TOPIC_IDS) -> EngagementState:
     """Rebuild an engagement state from an online row (all-missing row: the empty state)."""
     as_of = row.get("as_of_ts")
     if as_of is None or pd.isna(as_of):
         return EngagementState()
-    counters = {n: float(row[n]) for n in counter_columns() if row.get(n) is not None and not pd.isna(row[n])}
+    counters = {
+        n: float(row[n]) for n in counter_columns(topics) if row.get(n) is not None and not pd.isna(row[n])
+    }
     last_seen = {n: float(row[n]) for n in LAST_SEEN if row.get(n) is not None and not pd.isna(row[n])}
     consumed = row.get("consumed_content_ids") or []
     return EngagementState(

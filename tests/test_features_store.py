@@ -13,11 +13,15 @@ import pytest
 from features.decay import fold
 from features.schemas import ContactProfile, EngagementEvent, EventType, LeadStatus
 from features.store import FeatureStoreService, counter_event, redis_connection_string
+from features.topics import feature_topics, topic_ids, topic_vocabulary
 from ripen.settings import Settings
 from tests.conftest import datasets_root
-from tests.features_factory import CONTENTS, TOPICS, random_events
+from tests.features_factory import CONTENTS, random_events
 
 STAGES = {b.content_id: b.stages for b in CONTENTS}
+# The store fixes its topic vocabulary from its catalog: "Quantum Widgets" gets columns of its own.
+VOCABULARY = topic_vocabulary(t for b in CONTENTS for t in b.topics)
+TOPICS = {b.content_id: topic_ids(b.topics, VOCABULARY) for b in CONTENTS}
 PROFILES = [
     ContactProfile(
         contact_id="c0", account_id="a0", seniority="VP", budget=True, need=True, company_size=500
@@ -70,7 +74,7 @@ def test_training_rows_see_no_event_after_their_timestamp(
         mine = events[events["contact_id"] == row["contact_id"]]
         assert (mine["timestamp"] > until).any(), "the test needs later events that could leak"
         assert row["events_total"] == state.events_total  # type: ignore[attr-defined]
-        decayed = state.counters_at(until.value / 1e9)  # type: ignore[attr-defined]
+        decayed = state.counters_at(until.value / 1e9, feature_topics(VOCABULARY))  # type: ignore[attr-defined]
         for name in (
             "email_click_7d",
             "page_view_30d",
@@ -79,6 +83,7 @@ def test_training_rows_see_no_event_after_their_timestamp(
             "topic_security_7d",
             "topic_cost_30d",
             "topic_other_7d",
+            "topic_quantum_widgets_30d",
         ):
             assert row[f"{name}_now"] == pytest.approx(decayed[name], rel=1e-9, abs=1e-12), name
     assert "page_view_7d" not in frame.columns, "only the service's features, not the raw as-of counters"
@@ -219,9 +224,10 @@ def ingest_and_check(store: FeatureStoreService) -> None:
             before.counters_now["content_download_7d_now"] + 1.0, rel=1e-3
         )
         assert after.counters_now["stage_closing_7d_now"] > before.counters_now["stage_closing_7d_now"]
-        assert after.counters_now["topic_other_7d_now"] == pytest.approx(
-            before.counters_now["topic_other_7d_now"] + 2.0, rel=1e-3
+        assert after.counters_now["topic_quantum_widgets_7d_now"] == pytest.approx(
+            before.counters_now["topic_quantum_widgets_7d_now"] + 2.0, rel=1e-3
         )
+        assert after.counters_now["topic_other_7d_now"] == before.counters_now["topic_other_7d_now"]
         assert after.counters_now["topic_cost_7d_now"] == pytest.approx(
             before.counters_now["topic_cost_7d_now"], rel=1e-3
         )

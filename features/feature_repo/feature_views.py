@@ -8,6 +8,7 @@ profile stays true until it changes).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from feast import FeatureView, Field
@@ -29,9 +30,17 @@ NO_EXPIRY = timedelta(0)
 
 ENGAGEMENT_COUNTERS = tuple(f"{k}_{h}d" for k in (*EVENT_TYPES, RETURN_VISIT) for h in HALF_LIVES_DAYS)
 STAGE_COUNTERS = tuple(f"stage_{s}_{h}d" for s in STAGE_IDS for h in HALF_LIVES_DAYS)
+
+
+def affinity_counters(topics: Sequence[str] = TOPIC_IDS) -> tuple[str, ...]:
+    """Everything the stage_affinity view holds: engagement per journey stage and per topic id."""
+    return (*STAGE_COUNTERS, *(f"topic_{t}_{h}d" for t in topics for h in HALF_LIVES_DAYS))
+
+
+# The default catalog's columns; a repository with its own vocabulary builds its view with
+# ``stage_affinity_view``.
 TOPIC_COUNTERS = tuple(f"topic_{t}_{h}d" for t in TOPIC_IDS for h in HALF_LIVES_DAYS)
-# Everything the stage_affinity view holds: engagement per journey stage and per topic.
-AFFINITY_COUNTERS = (*STAGE_COUNTERS, *TOPIC_COUNTERS)
+AFFINITY_COUNTERS = affinity_counters(TOPIC_IDS)
 
 
 def _counter_field(name: str) -> Field:
@@ -67,15 +76,22 @@ contact_engagement_fv = FeatureView(
     ],
 )
 
-stage_affinity_fv = FeatureView(
-    name="stage_affinity",
-    entities=[contact],
-    ttl=BEHAVIOUR_TTL,
-    source=contact_engagement_source,
-    online=True,
-    description="Engagement per journey stage and per topic of the content consumed, decayed, at as_of_ts.",
-    schema=[_counter_field(n) for n in AFFINITY_COUNTERS],
-)
+
+def stage_affinity_view(topics: Sequence[str] = TOPIC_IDS) -> FeatureView:
+    """The stage_affinity view with one pair of topic columns per id of ``topics`` (vocabulary + other)."""
+    return FeatureView(
+        name="stage_affinity",
+        entities=[contact],
+        ttl=BEHAVIOUR_TTL,
+        source=contact_engagement_source,
+        online=True,
+        description="Engagement per journey stage and per topic of the content consumed, decayed, as of "
+        "as_of_ts.",
+        schema=[_counter_field(n) for n in affinity_counters(topics)],
+    )
+
+
+stage_affinity_fv = stage_affinity_view(TOPIC_IDS)
 
 PROFILE_STRINGS = (
     "account_id",
@@ -173,3 +189,8 @@ ALL_FEATURE_VIEWS = (
     content_stats_fv,
     account_engagement_fv,
 )
+
+
+def feature_views(topics: Sequence[str] = TOPIC_IDS) -> tuple[FeatureView, ...]:
+    """Every feature view, with the stage_affinity view built for ``topics``."""
+    return tuple(stage_affinity_view(topics) if v is stage_affinity_fv else v for v in ALL_FEATURE_VIEWS)
