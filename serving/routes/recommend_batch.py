@@ -40,10 +40,13 @@ router = APIRouter(
 
 
 async def get_jobs(request: Request, settings: SettingsDep) -> JobManager:
-    """The app's job manager, started on first use (it resumes jobs a stopped process left unfinished)."""
+    """The app's job manager, started on first use (it resumes jobs a stopped process left unfinished).
+
+    Built on the event loop without awaiting (a directory scan and a thread start), so two first requests
+    cannot start two managers."""
     jobs: JobManager | None = getattr(request.app.state, "batch_jobs", None)
     if jobs is None:
-        jobs = await run_in_threadpool(JobManager, settings)
+        jobs = JobManager(settings)
         request.app.state.batch_jobs = jobs
     return jobs
 
