@@ -22,7 +22,7 @@ from training.tracking import mlflow_client
 
 RUNBOOK = Path(__file__).resolve().parents[1] / "docs" / "runbook.md"
 SMALL_WORLD = {
-    "DEMO_CONTACTS": "1000",
+    "DEMO_CONTACTS": "2000",
     "DEMO_DAYS": "180",
     "READINESS_HORIZON_DAYS": "14",
     "CHURN_HORIZON_DAYS": "21",
