@@ -293,10 +293,11 @@ def _score_insight(
             return None
         from training.tracking import as_model_input  # the pyfunc's own input conversion
 
-        X = as_model_input(row)
+        scorer = explainer.scorer
+        X = as_model_input(row[list(scorer.feature_names_in_)])  # only the model's columns: ~140 → a few
         explanation = explainer.explain(X, language)[0]
-        margin = float(explainer.scorer.decision_function(X)[0])
-        hint = what_if(explainer.scorer, X, role, language)
+        margin = float(scorer.decision_function(X)[0])
+        hint = what_if(scorer, X, role, language, now=explanation.score)
     except Exception as exc:  # noqa: BLE001 - factors are a nicety: the score still shows
         log.error(
             "explanation_failed", role=role, contact_hash=contact_hash(contact_id), error=str(exc)[:200]
@@ -306,12 +307,14 @@ def _score_insight(
     return insight.model_copy(update={"hint": hint})
 
 
-def what_if(scorer: BinaryScorer, X: pd.DataFrame, role: str, language: Language) -> str | None:
+def what_if(
+    scorer: BinaryScorer, X: pd.DataFrame, role: str, language: Language, now: float | None = None
+) -> str | None:
     """The model's score after one more event of the kind that helps most (raises readiness, lowers churn
     risk), as a sentence; None when no such event moves it by ``MIN_HINT_CHANGE``.
 
-    X: the contact's model row, shape (1, n_features). One event adds 1 to its decayed counters of every
-    half-life, as ingestion would at the request time.
+    X: the contact's model row, shape (1, n_features); ``now``: its probability when already known. One
+    event adds 1 to its decayed counters of every half-life, as ingestion would at the request time.
     """
     features = set(scorer.feature_names_in_)
     kinds, rows = [], []
@@ -324,7 +327,7 @@ def what_if(scorer: BinaryScorer, X: pd.DataFrame, role: str, language: Language
             rows.append(row)
     if not rows:
         return None
-    now = float(scorer.predict_proba(X)[0, 1])
+    now = float(scorer.predict_proba(X)[0, 1]) if now is None else now
     after = scorer.predict_proba(pd.concat(rows, ignore_index=True))[:, 1] - now
     sign = 1.0 if role == "readiness" else -1.0
     best = int(np.argmax(sign * after))
