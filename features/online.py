@@ -424,11 +424,14 @@ class ContentCache:
         self.version = version
         return False
 
-    def keep(self, rows: Mapping[str, Row]) -> None:
-        """Keep the statistics of rows freshly read under ``self.version``."""
-        if len(self.stats) + len(rows) > self.max_blocks:
+    def keep(self, rows: Mapping[str, Row]) -> dict[str, ContentStats]:
+        """Keep (and return) the statistics of rows freshly read under ``self.version``; a full cache is
+        emptied first."""
+        built = {cid: content_stats(cid, row) for cid, row in rows.items()}
+        if len(self.stats) + len(built) > self.max_blocks:
             self.stats.clear()
-        self.stats.update({cid: content_stats(cid, row) for cid, row in rows.items()})
+        self.stats.update(built)
+        return built
 
 
 class DirectReader:
@@ -486,9 +489,10 @@ class DirectReader:
             # A new version empties the cache; if some blocks came from it, read again so none is stale.
             if cache.observe(version) or len(missing) == len(set(content_ids)):
                 break
-        cache.keep(fetched)
-        stats = cache.stats
-        return contact, {cid: stats[cid] for cid in content_ids}
+        cached = cache.stats
+        hits = {cid: cached[cid] for cid in content_ids if cid in cached}  # before keep() may empty it
+        built = cache.keep(fetched)
+        return contact, {cid: hits[cid] if cid in hits else built[cid] for cid in content_ids}
 
     def _read_redis(self, contact_id: str, content_ids: Sequence[str]) -> tuple[object, Row, dict[str, Row]]:
         keys = [self._version_key, redis_key(self.project, "contact_id", contact_id, self.version)]

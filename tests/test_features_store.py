@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from features.decay import fold
+from features.online import ContentCache
 from features.schemas import ContactProfile, EngagementEvent, EventType, LeadStatus
 from features.store import FeatureStoreService, counter_event, redis_connection_string
 from features.topics import feature_topics, topic_ids, topic_vocabulary
@@ -326,3 +327,15 @@ def test_redis_content_cache_sees_writes_of_other_processes(
         data_dir=tmp_path / "data", datasets_dir=datasets_root(), profile="production", redis_url=redis_url
     )
     another_process_writes_and_the_cache_sees_it(settings, events)
+
+
+def test_content_cache_empties_on_a_new_store_version_and_when_full() -> None:
+    cache = ContentCache(max_blocks=2)
+    assert not cache.observe(b"1")  # first version seen
+    cache.keep({"k1": {"sends": 3, "opens": 1}, "k2": {}})
+    assert cache.missing(["k1", "k2", "k3", "k3"]) == ["k3"]
+    assert cache.observe(b"1")
+    assert cache.stats["k1"].sends == 3 and not cache.stats["k2"].known
+    built = cache.keep({"k3": {"sends": 1}})  # a third block overflows: emptied first, then kept
+    assert set(cache.stats) == {"k3"} and built["k3"].sends == 1
+    assert not cache.observe(b"2") and cache.stats == {}
