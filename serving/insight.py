@@ -26,7 +26,7 @@ from features.online import DecisionFeatures
 from features.schemas import DEFAULT_TAXONOMY, STAGE_IDS, EventType
 from features.topics import TOPIC_IDS
 from models.context import GuardrailConfig
-from models.explainer import DEFAULT_TEMPLATES, Explanation, Language, ScorerExplainer, factor_text
+from models.explainer import DEFAULT_TEMPLATES, Language, ScorerExplainer, factor_text
 from models.scorer import BinaryScorer
 from serving.pipeline import DecisionPipeline, contact_hash
 from serving.schemas_decisions import ContactInsight, Factor, ScoreInsight, TimelineEntry
@@ -293,17 +293,14 @@ def _score_insight(
             return None
         from training.tracking import as_model_input  # the pyfunc's own input conversion
 
-        scorer = explainer.scorer
-        X = as_model_input(row[list(scorer.feature_names_in_)])  # only the model's columns: ~140 → a few
-        explanation = explainer.explain(X, language)[0]
-        margin = float(scorer.decision_function(X)[0])
-        hint = what_if(scorer, X, role, language, now=explanation.score)
+        X = as_model_input(row[list(explainer.scorer.feature_names_in_)])  # the model's columns only
+        insight = _shap_insight(explainer, X, probability, version, language)
+        hint = what_if(explainer.scorer, X, role, language, now=probability)
     except Exception as exc:  # noqa: BLE001 - factors are a nicety: the score still shows
         log.error(
             "explanation_failed", role=role, contact_hash=contact_hash(contact_id), error=str(exc)[:200]
         )
         return None
-    insight = _from_explanation(probability, version, explanation, margin, language)
     return insight.model_copy(update={"hint": hint})
 
 
@@ -337,28 +334,37 @@ def what_if(
     return _HINTS[role][language].format(event=event, p=f"{(now + after[best]) * 100:.0f}")
 
 
-def _from_explanation(
-    probability: float, version: str, explanation: Explanation, margin: float, language: Language
+def _shap_insight(
+    explainer: ScorerExplainer, X: pd.DataFrame, probability: float, version: str, language: Language
 ) -> ScoreInsight:
+    """The top factors by |contribution| from one exact TreeSHAP pass, which also gives the margin (the
+    contributions and the bias add up to it), so the booster runs once for both."""
+    contributions = explainer.contributions(X).iloc[0]
+    features = list(explainer.scorer.feature_names_in_)
+    values = contributions[features].to_numpy(dtype=float)
+    top = np.argsort(-np.abs(values), kind="stable")[: explainer.top_k]
     factors = [
         Factor(
-            feature=f.feature,
-            value=_json_value(f.value),
-            contribution=f.contribution,
-            direction="up" if f.contribution >= 0 else "down",
-            sentence=factor_text(f.feature, _shown(f.value, language), language, SERVING_TEMPLATES),
+            feature=features[j],
+            value=_json_value(X.iloc[0][features[j]]),
+            contribution=float(values[j]),
+            direction="up" if values[j] >= 0 else "down",
+            sentence=factor_text(
+                features[j], _shown(X.iloc[0][features[j]], language), language, explainer.templates
+            ),
         )
-        for f in explanation.factors
+        for j in top
     ]
-    listed = math.fsum(f.contribution for f in factors)
+    bias = float(contributions["bias"])
+    margin = bias + math.fsum(values)
     return ScoreInsight(
         probability=probability,
         model_version=version,
         unit="log_odds",
         factors=factors,
-        base_rate=explanation.base_rate,
-        base_margin=explanation.bias,
-        other_contribution=margin - explanation.bias - listed,
+        base_rate=explainer.scorer.base_rate_,
+        base_margin=bias,
+        other_contribution=margin - bias - math.fsum(f.contribution for f in factors),
         margin=margin,
     )
 
