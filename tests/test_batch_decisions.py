@@ -404,3 +404,27 @@ def test_ripen_decide_writes_decisions_and_reports_json(world: Settings, tmp_pat
         )
     assert bad.exit_code != 0 and "exactly one of" in bad.output
     assert wrong.exit_code != 0 and "line 3" in wrong.output
+
+
+def test_bulk_reads_equal_single_lookups_on_redis_and_postgres(
+    postgres_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(
+        profile="production", postgres_url=postgres_url, redis_url=redis_url, data_dir=tmp_path / "data"
+    )
+    build_world(settings)
+    pipeline = DecisionPipeline.load(settings)
+    store = open_settings_event_store(settings)
+    try:
+        now = datetime.now(UTC)
+        catalog = pipeline.catalog(store)
+        ids = ["c-ready", "c-sql", "c-stranger"]
+        bulk = pipeline.contact_data(ids, store, catalog, now)
+        for contact_id, many in zip(ids, bulk, strict=True):
+            (one,) = pipeline.contact_data([contact_id], store, catalog, now)
+            assert one == many and one.features is not None
+        assert bulk[0].features is not None and bulk[0].features.consumed_content_ids == {"guide"}
+        assert bulk[2].unknown and not bulk[0].unknown
+    finally:
+        store.close()
+        pipeline.close()
