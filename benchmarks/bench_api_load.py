@@ -166,6 +166,7 @@ class Connections:
         self.host, self.port = host, port
         self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
         self.size = size
+        self.lost = 0
 
     async def open(self) -> None:
         for _ in range(self.size):
@@ -183,6 +184,22 @@ class Connections:
         once; any other failure is status 599.
         """
         reader, writer = await self.idle.get()
+        try:
+            return await self._exchange(raw, reader, writer)
+        except asyncio.CancelledError:  # abandoned mid-request: the connection's state is unknown, drop it
+            writer.close()
+            self.lost += 1
+            raise
+
+    async def refill(self) -> None:
+        """Open new connections for those dropped by cancelled requests."""
+        while self.lost:
+            self.lost -= 1
+            self.idle.put_nowait(await asyncio.open_connection(self.host, self.port))
+
+    async def _exchange(
+        self, raw: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> tuple[int, bytes]:
         for attempt in (1, 2):
             try:
                 writer.write(raw)
@@ -256,6 +273,8 @@ async def fixed_rate(
     _, late = await asyncio.wait(tasks, timeout=drain)
     for task in late:  # a server far below the rate: stop waiting, count them as failed, latency so far
         task.cancel()
+    await asyncio.gather(*late, return_exceptions=True)
+    await pool.refill()
     now = time.perf_counter()
     latencies.extend(now - (start + i / rate) for i, task in enumerate(tasks) if task in late)
     measured = summarize(target, f"{rate:g} req/s", latencies, errors + len(late), now - start)
