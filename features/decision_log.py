@@ -16,6 +16,7 @@ Guarantees, checked by ``tests/test_decision_log.py`` on both backends:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import queue
@@ -530,6 +531,28 @@ def _reward_from_row(m: Mapping[Any, Any]) -> RewardRecord:
     )
 
 
+@functools.lru_cache(maxsize=65_536)
+def _json_of(value: tuple[Any, ...]) -> str:
+    """JSON of a tuple that recurs across rows (a block's action features, an exclusion), encoded once."""
+    return json.dumps(list(value))
+
+
+def _number_json(value: float) -> str:
+    """``json.dumps`` of one number; a finite Python float is its ``repr`` (what json writes) at a tenth of
+    the cost."""
+    return value.__repr__() if type(value) is float and value - value == 0.0 else json.dumps(value)
+
+
+def _eligible_json(eligible: Sequence[EligibleAction]) -> str:
+    """``json.dumps`` of ``[[content_id, probability, features], ...]``, byte for byte, without re-encoding
+    the catalog's action features (and ids) for every row: ~50 blocks x features dominated a bulk log."""
+    parts = [
+        f"[{_json_of((e.content_id,))[1:-1]}, {_number_json(e.probability)}, {_json_of(e.features)}]"
+        for e in eligible
+    ]
+    return "[" + ", ".join(parts) + "]"
+
+
 def _decision_row(r: DecisionRecord) -> dict[str, Any]:
     return {
         "event_id": r.event_id,
@@ -541,8 +564,8 @@ def _decision_row(r: DecisionRecord) -> dict[str, Any]:
         "policy_version": r.policy_version,
         "context": json.dumps(dict(r.context), sort_keys=True, default=str),
         "context_features": json.dumps(list(r.context_features)),
-        "eligible": json.dumps([[e.content_id, e.probability, list(e.features)] for e in r.eligible]),
-        "exclusions": json.dumps([[e.content_id, e.reason] for e in r.exclusions]),
+        "eligible": _eligible_json(r.eligible),
+        "exclusions": "[" + ", ".join([_json_of((e.content_id, e.reason)) for e in r.exclusions]) + "]",
         "wait_until": r.wait_until.astimezone(UTC) if r.wait_until else None,
     }
 
