@@ -9,7 +9,7 @@ come from the same rule functions, so the two paths cannot drift apart in what t
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -194,25 +194,48 @@ def guardrails_batch(
         sub = [contexts[i] for i in open_rows]
         sub_excluded = [excluded_ids[i] for i in open_rows] if excluded_ids is not None else None
         codes = exclusion_codes(sub, arrays, channel=channel, config=config, excluded_ids=sub_excluded)
-        mask[open_rows] = codes == 0
+        eligible = codes == 0
+        mask[open_rows] = eligible
+        # The nonzero entries of all rows at once, as Python ints: per-row numpy calls dominated the loop.
+        excluded_at = _row_slices(~eligible)
+        eligible_at = _row_slices(eligible)
+        excluded_cols = np.flatnonzero(~eligible) % codes.shape[1]
+        cols, codes_at = excluded_cols.tolist(), codes[~eligible].tolist()
+        eligible_cols = (np.flatnonzero(eligible) % codes.shape[1]).tolist()
         for r, i in enumerate(open_rows):
-            outcomes[i] = _outcome(contexts[i], codes[r], arrays, channel, config, sub_excluded, r)
+            start, stop = excluded_at[r], excluded_at[r + 1]
+            outcomes[i] = _outcome(
+                contexts[i],
+                zip(cols[start:stop], codes_at[start:stop], strict=True),
+                eligible_cols[eligible_at[r] : eligible_at[r + 1]],
+                arrays,
+                channel,
+                config,
+                sub_excluded,
+                r,
+            )
     return [o for o in outcomes if o is not None], mask
 
 
 _NO_REPEATS_CODE = 1 + CANDIDATE_RULES.index(no_repeats)
 
 
+def _row_slices(flags: np.ndarray) -> list[int]:
+    """Start offsets of each row's True entries in the row-major list of them (length n_rows + 1)."""
+    return [0, *np.cumsum(np.count_nonzero(flags, axis=1)).tolist()]
+
+
 def _outcome(
     ctx: ContactContext,
-    codes: np.ndarray,
+    excluded: Iterable[tuple[int, int]],
+    eligible_cols: Sequence[int],
     arrays: CandidateArrays,
     channel: Channel,
     config: GuardrailConfig,
     excluded_ids: Sequence[Collection[str]] | None,
     row: int,
 ) -> GuardrailOutcome:
-    """One contact's outcome from its codes.
+    """One contact's outcome from its excluded (candidate, code) pairs and eligible candidates.
 
     Given that a rule fired, its exclusion depends only on the rule, the candidate, the contact's stage and
     (for no-repeats) whether the block was consumed or only sent; each is built once by the rule itself.
@@ -220,8 +243,7 @@ def _outcome(
     inputs: RuleInputs | None = None
     exclusions: list[Exclusion] = []
     retention_dropped: list[Exclusion] = []
-    for j in map(int, np.flatnonzero(codes)):
-        code = int(codes[j])
+    for j, code in excluded:
         if code == RETENTION_CODE:
             detail = (
                 f"churn risk {ctx.churn_risk:.2f} >= {config.churn_threshold:.2f}: retention content first"
@@ -245,7 +267,7 @@ def _outcome(
             arrays.exclusions[key] = exclusion
         exclusions.append(exclusion)
     exclusions.extend(retention_dropped)
-    eligible = tuple(arrays.candidates[j] for j in map(int, np.flatnonzero(codes == 0)))
+    eligible = tuple(arrays.candidates[j] for j in eligible_cols)
     if not eligible:
         return GuardrailOutcome(
             ActionKind.NOTHING_ELIGIBLE, exclusions=tuple(exclusions), reason="every candidate was excluded"
