@@ -2,7 +2,7 @@
 
 Runs ``training.batch_decisions.run_batch`` — the code behind ``ripen decide`` and the API's batch jobs —
 end to end except the store reads: each chunk's contacts are simulated as the online store returns them
-(stored rows decayed by ``features.online.assemble``, the same function the real lookup uses, and
+(stored rows decayed by ``features.online.assemble_many``, the same function the bulk lookup uses, and
 ``ContactProfile`` objects), then scored by LightGBM readiness and churn scorers (``models.scorer``), put
 through every guardrail and a fitted inverse-gap-weighting policy, logged to a SQLite decision log and
 written as Parquet parts plus the final decisions file.
@@ -29,7 +29,7 @@ import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from features.decision_log import DecisionLog, DecisionRecord, LogResult
-from features.online import assemble
+from features.online import assemble_many
 from features.schemas import Channel, ConsentRecord, ContactProfile, ContentFormat, LeadStatus, Program
 from models.context import Candidate
 from models.decision_batch import ContactData, ContactRequest, decide_contacts
@@ -94,10 +94,12 @@ class Simulator:
         known = rng.random(n) < 0.97
         as_of = now.timestamp() - 3_600
         granted = {Channel.EMAIL: ConsentRecord(granted=True, at=now - timedelta(days=60))}
-        out = []
+        profiles: list[ContactProfile | None] = []
+        rows: list[dict[str, Any]] = []
         for k, cid in enumerate(ids):
             if not known[k]:  # an id the stores never saw: cold start
-                out.append(ContactData(None, assemble(cid, now.timestamp(), {}, {}, [])))
+                profiles.append(None)
+                rows.append({})
                 continue
             lead = statuses[status[k]]
             stage = STAGES[stages[k]] if lead is not LeadStatus.ACTIVE else STAGES[4 + stages[k] % 2]
@@ -117,8 +119,10 @@ class Simulator:
             )
             if touched[k]:
                 row["last_touch_ts"] = now.timestamp() - touch_age[k]
-            out.append(ContactData(profile, assemble(cid, now.timestamp(), row, {}, [])))
-        return out
+            profiles.append(profile)
+            rows.append(row)
+        features = assemble_many(ids, now.timestamp(), rows, {}, [])
+        return [ContactData(p, f) for p, f in zip(profiles, features, strict=True)]
 
 
 @dataclass(frozen=True)

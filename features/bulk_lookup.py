@@ -3,8 +3,8 @@
 ``read_profiles`` fetches stored profiles with one ``IN`` query per 1,000 ids; ``BulkReader``
 reads Feast's online tables like ``features.online.DirectReader`` (one pipelined round trip of ``HMGET`` per
 chunk on Redis, one ``SELECT ... IN`` per view and chunk on SQLite), reads the candidate blocks' statistics
-once, and builds each contact's ``DecisionFeatures`` with the same ``assemble`` as the single lookup — so a
-contact's features are identical whichever path read them.
+once, and builds the contacts' ``DecisionFeatures`` with ``assemble_many`` — the maths the single lookup's
+``assemble`` runs for one contact — so a contact's features are identical whichever path read them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from feast.infra.key_encoding_utils import serialize_entity_key
 from sqlalchemy import select
 
 from features.event_store import EventStore
-from features.online import CONTACT_VIEWS, DecisionFeatures, DirectReader, Row, assemble, decode
+from features.online import CONTACT_VIEWS, DecisionFeatures, DirectReader, Row, assemble_many, decode
 from features.online import entity_key as make_entity_key
 from features.online import redis_key as make_redis_key
 from features.schemas import ContactProfile
@@ -66,9 +66,8 @@ class BulkReader:
         contents = self._reader.read("__bulk__", list(content_ids))[1] if content_ids else {}
         request_ts = at.timestamp()
         topics = self._reader.topics
-        return [
-            assemble(cid, request_ts, rows[cid], contents, content_ids, topics=topics) for cid in contact_ids
-        ]
+        stored = [rows[cid] for cid in contact_ids]
+        return assemble_many(contact_ids, request_ts, stored, contents, content_ids, topics=topics)
 
     def close(self) -> None:
         _close(self._reader)

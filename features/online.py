@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import numpy as np
 from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.infra.online_stores.helpers import _mmh3, _redis_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
@@ -195,39 +196,80 @@ def assemble(
 ) -> DecisionFeatures:
     """Build the decision features from stored rows (missing features: None) — the request-time maths.
 
-    ``topics``: the topic ids with columns in the repository (the reader's ``topics``)."""
-    as_of = _num(contact.get("as_of_ts"))
-    cold = as_of is None
-    counters_now: dict[str, float] = {}
-    factors = {
-        h: 0.0 if as_of is None else math.exp(-decay_rate(h) * max(request_ts - as_of, 0.0))
-        for h in HALF_LIVES_DAYS
-    }
-    get = contact.get
-    for name, now_name, half_life in _counters(topics):
-        value = get(name)
-        counters_now[now_name] = 0.0 if value is None or value != value else value * factors[half_life]
-    last_seen = {name: _num(get(name)) for name in LAST_SEEN}
-    profile = _profile(contact)
-    behaviour = sum(w * counters_now[f"{name}_now"] for name, w in weights.behaviour_columns().items())
-    total = profile.fit_points + behaviour
-    return DecisionFeatures(
-        contact_id=contact_id,
-        request_ts=request_ts,
-        cold_start=cold,
-        has_profile=contact.get("lead_status") is not None,
-        counters_now=counters_now,
-        events_total=int(_num(contact.get("events_total")) or 0),
-        consumed_content_ids=frozenset(contact.get("consumed_content_ids") or ()),
-        last_seen=last_seen,
-        days_since_last_touch=_days(request_ts, last_seen["last_touch_ts"]),
-        days_since_first_seen=_days(request_ts, _num(contact.get("first_seen_ts"))),
-        profile=profile,
-        points=PointsScore(
-            fit=profile.fit_points, behaviour=behaviour, total=total, sales_alert=total >= weights.sales_alert
-        ),
-        content={cid: _content_stats(cid, contents.get(cid)) for cid in content_ids},
-    )
+    ``topics``: the topic ids with columns in the repository (the reader's ``topics``). The same code as
+    ``assemble_many`` for one contact, so a single lookup and a batch give identical features."""
+    return assemble_many([contact_id], request_ts, [contact], contents, content_ids, weights, topics)[0]
+
+
+def assemble_many(
+    contact_ids: Sequence[str],
+    request_ts: float,
+    contacts: Sequence[Row],
+    contents: Mapping[str, Row | ContentStats],
+    content_ids: Sequence[str],
+    weights: PointsWeights = DEFAULT_POINTS,
+    topics: tuple[str, ...] = TOPIC_IDS,
+) -> list[DecisionFeatures]:
+    """Decision features of many contacts at one request time, the counters decayed as one matrix.
+
+    ``contacts[i]`` is ``contact_ids[i]``'s stored row; the candidate blocks' statistics are built once and
+    shared. Per-contact Python over ~80 counters dominated bulk lookups; each value is still one IEEE
+    multiply by the same ``math.exp`` factor, so the result equals the one-contact maths exactly."""
+    if len(contacts) != len(contact_ids):
+        raise ValueError(
+            f"`contacts` must have {len(contact_ids)} rows (one per id), but got {len(contacts)}"
+        )
+    counters = _counters(topics)
+    names = [name for name, _, _ in counters]
+    now_names = [now_name for _, now_name, _ in counters]
+    half_life_col = [HALF_LIVES_DAYS.index(h) for _, _, h in counters]
+    as_of = [_num(contact.get("as_of_ts")) for contact in contacts]
+    factors = np.array(
+        [
+            [
+                0.0 if a is None else math.exp(-decay_rate(h) * max(request_ts - a, 0.0))
+                for h in HALF_LIVES_DAYS
+            ]
+            for a in as_of
+        ],
+        dtype=float,
+    ).reshape(len(contacts), len(HALF_LIVES_DAYS))
+    stored = np.array([list(map(contact.get, names)) for contact in contacts], dtype=float)
+    stored = stored.reshape(len(contacts), len(names))
+    decayed = np.where(np.isnan(stored), 0.0, stored * factors[:, half_life_col]).tolist()
+    behaviour_columns = [(f"{name}_now", w) for name, w in weights.behaviour_columns().items()]
+    content = {cid: _content_stats(cid, contents.get(cid)) for cid in content_ids}
+    out = []
+    for contact_id, contact, a, values in zip(contact_ids, contacts, as_of, decayed, strict=True):
+        get = contact.get
+        counters_now = dict(zip(now_names, values, strict=True))
+        last_seen = {name: _num(get(name)) for name in LAST_SEEN}
+        profile = _profile(contact)
+        behaviour = sum(w * counters_now[now_name] for now_name, w in behaviour_columns)
+        total = profile.fit_points + behaviour
+        out.append(
+            DecisionFeatures(
+                contact_id=contact_id,
+                request_ts=request_ts,
+                cold_start=a is None,
+                has_profile=get("lead_status") is not None,
+                counters_now=counters_now,
+                events_total=int(_num(get("events_total")) or 0),
+                consumed_content_ids=frozenset(get("consumed_content_ids") or ()),
+                last_seen=last_seen,
+                days_since_last_touch=_days(request_ts, last_seen["last_touch_ts"]),
+                days_since_first_seen=_days(request_ts, _num(get("first_seen_ts"))),
+                profile=profile,
+                points=PointsScore(
+                    fit=profile.fit_points,
+                    behaviour=behaviour,
+                    total=total,
+                    sales_alert=total >= weights.sales_alert,
+                ),
+                content=content,
+            )
+        )
+    return out
 
 
 def _num(value: Any) -> float | None:
@@ -239,6 +281,12 @@ def _num(value: Any) -> float | None:
 
 def _days(request_ts: float, ts: float | None) -> float | None:
     return None if ts is None else max(request_ts - ts, 0.0) / SECONDS_PER_DAY
+
+
+_CONSENT_COLUMNS = tuple(
+    (name, name[8:]) for name in CONTACT_VIEWS["contact_profile"] if name.startswith("consent_")
+)
+"""(stored column, channel) of each consent in the profile view."""
 
 
 def _profile(row: Row) -> ProfileFeatures:
@@ -254,11 +302,7 @@ def _profile(row: Row) -> ProfileFeatures:
         value = row.get(name)
         return None if value is None else bool(value)
 
-    consents = {
-        name[8:]: bool(row.get(name))
-        for name in CONTACT_VIEWS["contact_profile"]
-        if name.startswith("consent_")
-    }
+    consents = {channel: bool(row.get(name)) for name, channel in _CONSENT_COLUMNS}
     return ProfileFeatures(
         account_id=text("account_id"),
         persona=text("persona"),
