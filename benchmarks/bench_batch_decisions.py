@@ -18,9 +18,10 @@ import os
 import resource
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from features.decision_log import DecisionLog, DecisionRecord, LogResult
 from features.online import assemble_many
 from features.schemas import Channel, ConsentRecord, ContactProfile, ContentFormat, LeadStatus, Program
+from models.compiled_scorer import CompiledScorer
 from models.context import Candidate
 from models.decision_batch import ContactData, ContactRequest, decide_contacts
 from models.policy.decide import prepare_catalog
@@ -133,8 +135,12 @@ class BenchScorer:
     version: str
     model: BinaryScorer
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.model.predict_proba(X[SCORER_FEATURES].astype(float))[:, 1])
+    def predict_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        return self.compiled.predict_proba(records)
+
+    @cached_property
+    def compiled(self) -> CompiledScorer:
+        return CompiledScorer(self.model)
 
 
 class NoLog(DecisionLog):

@@ -10,13 +10,12 @@ No I/O here: callers look up profiles and features and write the decision-log re
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
-import pandas as pd
 import structlog
 
 from features.decision_log import DecisionRecord, EligibleAction, ExcludedCandidate
@@ -46,7 +45,7 @@ class Scorer(Protocol):
     @property
     def version(self) -> str: ...
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray: ...
+    def predict_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray: ...
 
 
 class ModelSet(Protocol):
@@ -140,7 +139,7 @@ def score_contacts(
     r_versions, c_versions = [POINTS_VERSION] * n, [NO_CHURN_VERSION] * n
     rows = [i for i, d in enumerate(data) if d.features is not None]
     if rows and (models.readiness is not None or models.churn is not None):
-        frame = pd.DataFrame.from_records([data[i].features.model_row() for i in rows])  # type: ignore[union-attr]
+        records = [data[i].features.model_row() for i in rows]  # type: ignore[union-attr]
         for model, values, versions, kind in (
             (models.readiness, readiness, r_versions, "readiness"),
             (models.churn, churn, c_versions, "churn"),
@@ -148,7 +147,7 @@ def score_contacts(
             if model is None:
                 continue
             try:
-                predicted = np.clip(np.asarray(model.predict(frame), dtype=float), 0.0, 1.0)
+                predicted = np.clip(np.asarray(model.predict_records(records), dtype=float), 0.0, 1.0)
             except Exception as exc:  # noqa: BLE001 - a scorer failure must not fail the decisions
                 log.error("scorer_failed_using_fallback", kind=kind, error=str(exc)[:200])
                 continue

@@ -9,6 +9,7 @@ with a clear message and the previously loaded champion stays in use.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
@@ -21,6 +22,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PyFuncModel
 
+from models.compiled_scorer import CompiledScorer
 from models.metrics import binary_metrics
 from training.tracking import MODEL_FORMAT, as_model_input
 
@@ -76,6 +78,20 @@ class LoadedScorer:
                 frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(np.float64)
         return np.asarray(self.model.predict(frame), dtype=float)
 
+    def predict_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """P(label = 1) per feature record, without pandas or pyfunc checks (the request path).
+
+        The same booster and calibrator as ``predict``; the model's format and its own input example were
+        checked when the version was loaded.
+        """
+        return self.compiled.predict_proba(records)
+
+    @cached_property
+    def compiled(self) -> CompiledScorer:
+        """The wrapped :class:`BinaryScorer`, compiled for record scoring."""
+        wrapped = self.model.unwrap_python_model()
+        return CompiledScorer(wrapped.scorer)
+
     @cached_property
     def _numeric_columns(self) -> tuple[str, ...]:
         """Columns the model's signature declares as double or float."""
@@ -128,6 +144,15 @@ def load_version(
             raise ModelLoadError(f"{name} version {version} fails on its own input example: {exc}") from exc
         if not np.all((scores >= 0) & (scores <= 1)):
             raise ModelLoadError(f"{name} version {version} returns scores outside [0, 1]")
+        try:
+            records = [{str(k): v for k, v in row.items()} for row in example.to_dict("records")]
+            fast = loaded.predict_records(records)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelLoadError(
+                f"{name} version {version} cannot be scored record by record: {exc}"
+            ) from exc
+        if not np.allclose(fast, scores, rtol=0, atol=1e-9):
+            raise ModelLoadError(f"{name} version {version} scores its input example differently per record")
     return loaded
 
 
