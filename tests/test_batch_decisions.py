@@ -428,3 +428,37 @@ def test_bulk_reads_equal_single_lookups_on_redis_and_postgres(
     finally:
         store.close()
         pipeline.close()
+
+
+def test_bulk_assembly_equals_one_contact_at_a_time() -> None:
+    """``assemble_many`` decays a matrix of counters; each contact's features equal ``assemble``'s exactly."""
+    from features.decay import counter_columns
+    from features.online import assemble_many
+    from features.topics import TOPIC_IDS
+
+    rng = np.random.default_rng(5)
+    names = list(counter_columns(TOPIC_IDS))
+    values: list[Any] = [None, float("nan"), 0, 7, 2.5, True, 1e9 + 1]
+    rows: list[dict[str, Any]] = [{}]  # an unknown contact: cold start, zero counters
+    for i in range(300):
+        row: dict[str, Any] = {
+            n: values[int(rng.integers(0, len(values)))] for n in names if rng.random() < 0.6
+        }
+        if i % 7:
+            row["as_of_ts"] = NOW.timestamp() - float(rng.uniform(-3_600, 200 * 86_400))
+        if i % 3:
+            row.update(lead_status="lead", lifecycle_stage="awareness", fit_points=[None, 12.5, 3][i % 3])
+            row.update(consent_email=bool(i % 2), events_total=[None, 4, 4.0][i % 3], company_size=50)
+            row.update(last_touch_ts=NOW.timestamp() - 86_400, consumed_content_ids=("b-01",))
+        rows.append(row)
+    ids = [f"c-{i}" for i in range(len(rows))]
+    contents: dict[str, Any] = {"b-01": {"sends": 4, "opens": 1, "open_rate": 0.25}, "b-02": {}}
+    many = assemble_many(ids, NOW.timestamp(), rows, contents, ["b-01", "b-02", "b-03"])
+    assert many[0].cold_start and not any(many[0].counters_now.values())
+    assert any(f.counters_now[f"{names[0]}_now"] > 0 for f in many)
+    for cid, row, features in zip(ids, rows, many, strict=True):
+        alone = assemble(cid, NOW.timestamp(), row, contents, ["b-01", "b-02", "b-03"])
+        assert features == alone
+        assert repr(features.counters_now) == repr(alone.counters_now)  # same floats, signs and types
+    with pytest.raises(ValueError, match="one per id"):
+        assemble_many(ids, NOW.timestamp(), rows[:-1], {}, [])

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -211,3 +212,40 @@ def test_bad_records_are_rejected(kwargs: dict[str, object], match: str) -> None
 def test_unsupported_url_is_named() -> None:
     with pytest.raises(ValueError, match="sqlite:/// or postgresql://"):
         open_decision_log("mysql://x")
+
+
+def test_bulk_encoding_of_eligible_actions_and_exclusions_is_plain_json(settings: Settings) -> None:
+    """The cached encoding of shared action features writes what ``json.dumps`` would, byte for byte."""
+    import json
+
+    import numpy as np
+
+    shared = (0.1, float("nan"), 1.0, 3)
+    eligible = (
+        EligibleAction('wp-"1"', 0.1 + 0.2, shared),
+        EligibleAction("eb-2", float(np.float64(1 / 3)), shared),
+        EligibleAction("eb-3", np.float64(0.25), ()),  # type: ignore[arg-type]
+        EligibleAction("ü-4", 1e-300, (-0.0, 2.5e17)),
+    )
+    exclusions = (ExcludedCandidate("aw-1", "stage_mismatch"), ExcludedCandidate("aw-1", "stage_mismatch"))
+    records = [replace(decision(f"e{i}"), eligible=eligible[i:], exclusions=exclusions[:i]) for i in range(3)]
+    url = decision_log_url(settings)
+    with open_decision_log(url) as log:
+        log.log(records)
+        stored = log.decisions()
+    conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+    raw = dict(
+        (e, (el, ex))
+        for e, el, ex in conn.execute("SELECT event_id, eligible, exclusions FROM policy_decisions")
+    )
+    conn.close()
+    for record in records:
+        assert raw[record.event_id] == (
+            json.dumps([[e.content_id, e.probability, list(e.features)] for e in record.eligible]),
+            json.dumps([[e.content_id, e.reason] for e in record.exclusions]),
+        )
+    assert [s.exclusions for s in stored] == [r.exclusions for r in records]
+    assert [[e.content_id for e in s.eligible] for s in stored] == [
+        [e.content_id for e in r.eligible] for r in records
+    ]
+    assert stored[0].eligible[0].features[:1] == (0.1,) and np.isnan(stored[0].eligible[0].features[1])
