@@ -34,6 +34,7 @@ from training.batch_decisions import (
     Audience,
     AudienceError,
     BatchReport,
+    collector_paused,
     open_resources,
     read_audience,
     run_batch,
@@ -462,3 +463,20 @@ def test_bulk_assembly_equals_one_contact_at_a_time() -> None:
         assert repr(features.counters_now) == repr(alone.counters_now)  # same floats, signs and types
     with pytest.raises(ValueError, match="one per id"):
         assemble_many(ids, NOW.timestamp(), rows[:-1], {}, [])
+
+
+def test_the_collector_is_paused_per_chunk_and_restored_as_it_was() -> None:
+    import gc
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("a chunk failed")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()

@@ -13,12 +13,14 @@ fixed in the run's manifest, so the resumed chunks decide exactly as the first a
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import json
 import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -358,9 +360,10 @@ def run_batch(
         if part.exists():
             resumed += 1
         else:
-            table, result_stored, result_dupes = _decide_chunk(
-                audience, lo, hi, run_id, channel, now, settings.seed, resources, reject_unknown
-            )
+            with collector_paused():
+                table, result_stored, result_dupes = _decide_chunk(
+                    audience, lo, hi, run_id, channel, now, settings.seed, resources, reject_unknown
+                )
             stored, duplicates = stored + result_stored, duplicates + result_dupes
             tmp = part.with_suffix(".tmp")
             pq.write_table(table, tmp)
@@ -390,6 +393,23 @@ def run_batch(
     )
     log.info("batch_decisions_done", run_id=run_id, contacts=len(audience), resumed_chunks=resumed)
     return report
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Cyclic garbage collection off while one chunk is decided, back on (as it was) afterwards.
+
+    A chunk creates millions of short-lived, acyclic objects (features, outcomes, log records) that reference
+    counting frees; the collector re-scanning them took ~30% of a run's CPU (measured, 20k contacts). Any
+    cycle left behind is collected by the next ordinary collection after the chunk, so memory stays bounded.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _manifest(directory: Path, audience: Audience, channel: Channel, chunk_size: int) -> dict[str, Any]:
