@@ -312,4 +312,3 @@ def _intercept_shift(margin: np.ndarray, y: np.ndarray) -> float:
 
     span = float(np.abs(margin).max()) + 50.0
     return float(brentq(excess, -span, span))
-

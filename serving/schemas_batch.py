@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from features.schemas import STAGE_IDS, Channel, Id
 from serving.schemas import StageName
@@ -68,6 +69,27 @@ class BatchItemResult(BaseModel):
 class BatchRecommendResponse(BaseModel):
     """Per-item results and the counts of each status."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "results": [
+                        {
+                            "index": 0,
+                            "contact_id": "c-1",
+                            "status": "decided",
+                            "decision": RecommendResponse.model_json_schema()["examples"][0],
+                        },
+                        {"index": 1, "contact_id": "c-1", "status": "duplicate", "duplicate_of": 0},
+                    ],
+                    "decided": 1,
+                    "rejected": 0,
+                    "duplicates": 1,
+                }
+            ]
+        }
+    )
+
     results: list[BatchItemResult]
     decided: int
     rejected: int
@@ -95,18 +117,29 @@ class BatchJobRequest(BaseModel):
             "examples": [
                 {"channel": "email", "segment": "lifecycle_stage = 'information' AND consent_email"}
             ],
-            "oneOf": [{"required": ["contacts"]}, {"required": ["segment"]}],
+            "oneOf": [
+                {"required": ["contacts"], "not": {"required": ["segment"]}},
+                {"required": ["segment"], "not": {"required": ["contacts"]}},
+            ],
         },
     )
 
     channel: Channel
-    contacts: list[JobContact] | None = Field(default=None, min_length=1, max_length=MAX_JOB_CONTACTS)
-    segment: str | None = Field(
-        default=None, min_length=1, max_length=2_000, description="DuckDB WHERE condition over profiles."
-    )
+    contacts: (
+        Annotated[list[JobContact], Field(min_length=1, max_length=MAX_JOB_CONTACTS)] | SkipJsonSchema[None]
+    ) = None
+    segment: (
+        Annotated[
+            str, Field(min_length=1, max_length=2_000, description="DuckDB WHERE condition over profiles.")
+        ]
+        | SkipJsonSchema[None]
+    ) = None
 
     @model_validator(mode="after")
     def _one_audience(self) -> BatchJobRequest:
+        for name in ("contacts", "segment"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"`{name}` must not be null: leave it out instead")
         if (self.contacts is None) == (self.segment is None):
             raise ValueError("exactly one of `contacts` and `segment` must be given")
         return self
@@ -114,6 +147,25 @@ class BatchJobRequest(BaseModel):
 
 class BatchJob(BaseModel):
     """A batch job's state; ``report`` (counts, timings) once it succeeded, ``error`` once it failed."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "job_id": "9b2f6a1e4c0d4e2f8a7b6c5d4e3f2a1b",
+                    "status": "succeeded",
+                    "channel": "email",
+                    "contacts": 25000,
+                    "duplicates": 0,
+                    "done": 25000,
+                    "created_at": "2026-11-23T06:00:00Z",
+                    "finished_at": "2026-11-23T06:00:21Z",
+                    "report": {"decisions": 25000, "seconds": 21.4},
+                    "result_url": "/v1/recommend/batch/jobs/9b2f6a1e4c0d4e2f8a7b6c5d4e3f2a1b/result",
+                }
+            ]
+        }
+    )
 
     job_id: str
     status: JobStatus

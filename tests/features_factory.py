@@ -66,4 +66,5 @@ def random_events(
         }
     )
 
+
 TOPICS = {b.content_id: topic_ids(b.topics) for b in CONTENTS}

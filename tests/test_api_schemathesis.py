@@ -16,6 +16,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
+from schemathesis.checks import positive_data_acceptance
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.core.result import Err
 
@@ -34,6 +35,10 @@ EXPECTED_OPERATIONS = {
     "PUT /v1/content/{content_id}",
     "POST /v1/content/{content_id}/deactivate",
     "POST /v1/recommend",
+    "POST /v1/recommend/batch",
+    "POST /v1/recommend/batch/jobs",
+    "GET /v1/recommend/batch/jobs/{job_id}",
+    "GET /v1/recommend/batch/jobs/{job_id}/result",
     "POST /v1/rewards/{event_id}",
     "GET /v1/contacts/{contact_id}/insight",
     "DELETE /v1/contacts/{contact_id}",
@@ -99,7 +104,11 @@ def test_responses_conform_and_never_5xx(api: LoadedApi, label: str, mode: Gener
         max_examples=MAX_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
     )
     def check(case: schemathesis.Case) -> None:
-        case.call_and_validate(headers=api.headers)
+        case.call_and_validate(headers=api.headers, excluded_checks=excluded)
+
+    # a segment is a condition in a grammar JSON Schema cannot state: a schema-valid string may still be a
+    # syntax error, refused with 422 naming `segment` (tests/test_api_recommend_batch.py checks those)
+    excluded = [positive_data_acceptance] if label == "POST /v1/recommend/batch/jobs" else []
 
     check()
 

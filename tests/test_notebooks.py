@@ -16,6 +16,8 @@ from nbformat import NotebookNode
 
 from tests.test_runbook import runbook_world
 
+pytestmark = pytest.mark.xdist_group("runbook_world")  # one worker builds the world once
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOK_FILES = sorted(NOTEBOOKS.glob("*.ipynb"))
 KERNEL = "python3"

@@ -20,6 +20,8 @@ from training.model_card import load_card
 from training.registry import CHAMPION, champion_version
 from training.tracking import mlflow_client
 
+pytestmark = pytest.mark.xdist_group("runbook_world")  # one worker builds the world once
+
 RUNBOOK = Path(__file__).resolve().parents[1] / "docs" / "runbook.md"
 SMALL_WORLD = {
     "DEMO_CONTACTS": "2000",

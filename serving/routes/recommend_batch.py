@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import Path as FastApiPath
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -33,6 +35,11 @@ MEDIA_TYPES = {
     "csv": "text/csv",
     "jsonl": "application/x-ndjson",
 }
+
+JobId = Annotated[
+    str,
+    FastApiPath(pattern=r"^[0-9a-f]{32}$", description="The id the job submission returned."),
+]
 
 router = APIRouter(
     prefix="/v1/recommend/batch", tags=["decisions"], responses=error_responses(401, 403, 413, 422, 503)
@@ -150,14 +157,22 @@ async def submit_job(
             audience = await run_in_threadpool(segment_audience, store, body.segment)
         else:
             audience = _listed(body)
-    except AudienceError as exc:
-        raise HTTPException(422, str(exc)) from None
+    except AudienceError as exc:  # named like pydantic's own refusals: the field and the reason
+        field = "segment" if body.segment is not None else "contacts"
+        raise RequestValidationError(
+            [{"loc": ("body", field), "msg": str(exc), "type": "value_error"}]
+        ) from None
     job = await run_in_threadpool(jobs.submit, audience, body.channel)
     return _with_link(job, request)
 
 
-@router.get("/jobs/{job_id}", response_model=BatchJob, summary="A batch-decision job's status")
-async def job_status(job_id: str, jobs: JobsDep, request: Request, _key: EngineKey) -> BatchJob:
+@router.get(
+    "/jobs/{job_id}",
+    response_model=BatchJob,
+    summary="A batch-decision job's status",
+    responses=error_responses(404),
+)
+async def job_status(job_id: JobId, jobs: JobsDep, request: Request, _key: EngineKey) -> BatchJob:
     """Queued, running (``done`` of ``contacts``), succeeded (``report``, ``result_url``) or failed."""
     return _with_link(_job(jobs, job_id), request)
 
@@ -166,10 +181,10 @@ async def job_status(job_id: str, jobs: JobsDep, request: Request, _key: EngineK
     "/jobs/{job_id}/result",
     response_class=FileResponse,
     summary="Download a finished job's decisions",
-    responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}, 404: {}, 409: {}},
+    responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}, **error_responses(404, 409)},
 )
 async def job_result(
-    job_id: str,
+    job_id: JobId,
     jobs: JobsDep,
     _key: EngineKey,
     format: Annotated[Literal["parquet", "csv", "jsonl"], Query(description="File format.")] = "parquet",  # noqa: A002
