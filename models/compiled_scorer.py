@@ -14,12 +14,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.utils.validation import check_is_fitted
 
 from models.scorer import BinaryScorer
 
 NAN = math.nan
+COLUMNAR_FROM = 256
+"""Above this many records a column is converted with pandas in one call, below value by value."""
 
 
 def _as_float(value: Any) -> float:
@@ -52,12 +55,21 @@ class CompiledScorer:
     def matrix(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """The booster's input, shape (n_records, n_features); a feature absent from a record is missing."""
         out = np.empty((len(records), len(self.features_)), dtype=np.float64)
+        columnar = len(records) > COLUMNAR_FROM
         for j, col in enumerate(self.features_):
+            values = [r.get(col) for r in records]
             codes = self.codes_.get(col)
-            if codes is None:
-                out[:, j] = [_as_float(r.get(col)) for r in records]
+            if columnar:  # a batch: one vectorised conversion per column beats a Python call per value
+                series = pd.Series(values, dtype=object)
+                out[:, j] = (
+                    pd.to_numeric(series, errors="coerce").astype(np.float64)
+                    if codes is None
+                    else series.map(lambda v, c=codes: self._code(c, v)).astype(np.float64)  # type: ignore[misc]
+                )
+            elif codes is None:
+                out[:, j] = [_as_float(v) for v in values]
             else:
-                out[:, j] = [self._code(codes, r.get(col)) for r in records]
+                out[:, j] = [self._code(codes, v) for v in values]
         return out
 
     @staticmethod

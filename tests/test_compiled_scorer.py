@@ -54,3 +54,19 @@ def test_unseen_and_missing_categories_are_missing_not_errors() -> None:
     matrix = compiled.matrix([{"role": "nobody", "webinar_visits": "not a number"}, {"role": None}])
     assert np.isnan(matrix).all()
     assert compiled.predict_proba([]).shape == (0,)
+
+
+def test_batches_convert_columns_like_single_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    X, y = _table(2_000, seed=4)
+    scorer = BinaryScorer(n_estimators=100, min_child_samples=20).fit(X, y)
+    compiled = CompiledScorer(scorer)
+    test, _ = _table(50, seed=5)
+    records = test.astype(object).where(test.notna(), None).to_dict("records")
+    records[0].update(webinar_visits=True, role="unseen")
+    records[1].update(webinar_visits="2.5", days_since_touch=None)
+    records[2].update(webinar_visits="garbage", role=None)
+    records[3].pop("role")
+    one_by_one = compiled.matrix(records)
+    monkeypatch.setattr("models.compiled_scorer.COLUMNAR_FROM", 0)
+    np.testing.assert_array_equal(compiled.matrix(records), one_by_one)
+    assert one_by_one[1, list(compiled.features_).index("webinar_visits")] == 2.5
