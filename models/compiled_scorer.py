@@ -106,3 +106,21 @@ class CompiledScorer:
         else:
             p = calibrator.predict_proba(margin.reshape(-1, 1))[:, 1]
         return np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+
+    def contributions(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Exact TreeSHAP values (LightGBM's ``pred_contrib``) per record, shape (n_records, n_features + 1):
+        one column per feature in ``features_`` order, then the bias; each row sums to the record's margin.
+
+        The same values as ``ScorerExplainer.contributions`` on the scorer's frame, without pandas.
+        """
+        if not records:
+            return np.empty((0, len(self.features_) + 1))
+        return np.asarray(
+            self.scorer.booster_.predict(
+                self.matrix(records),
+                num_iteration=self.scorer.best_iteration_,
+                pred_contrib=True,
+                num_threads=self.num_threads,
+            ),
+            dtype=float,
+        )

@@ -7,9 +7,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import shap
+from shap.explainers._tree import TreeEnsemble
 
 from models.compiled_scorer import CompiledScorer
+from models.explainer import ScorerExplainer
 from models.scorer import BinaryScorer
+
+TREE_FIELDS = (
+    "children_left",
+    "children_right",
+    "children_default",
+    "features",
+    "thresholds",
+    "values",
+    "node_sample_weight",
+)
 
 
 def _table(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -70,3 +83,42 @@ def test_batches_convert_columns_like_single_records(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr("models.compiled_scorer.COLUMNAR_FROM", 0)
     np.testing.assert_array_equal(compiled.matrix(records), one_by_one)
     assert one_by_one[1, list(compiled.features_).index("webinar_visits")] == 2.5
+
+
+def test_contributions_are_the_explainers_treeshap_and_add_up_to_the_margin() -> None:
+    X, y = _table(3_000, seed=6)
+    scorer = BinaryScorer(n_estimators=150, min_child_samples=20).fit(X, y)
+    test, _ = _table(200, seed=7)
+    records = test.astype(object).where(test.notna(), None).to_dict("records")
+    records[0]["role"] = "Chief Bananas Officer"  # unseen category: missing, as on the frame path
+    records[1].pop("webinar_visits")
+    frame = pd.DataFrame.from_records(records, columns=list(X.columns))
+    compiled = CompiledScorer(scorer)
+
+    got = compiled.contributions(records)
+
+    assert got.shape == (200, len(compiled.features_) + 1)
+    expected = ScorerExplainer(scorer).contributions(frame)[[*compiled.features_, "bias"]]
+    np.testing.assert_allclose(got, expected.to_numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.sum(axis=1), compiled.decision_function(records), rtol=0, atol=1e-9)
+    assert (np.abs(got[:, :-1]) > 1e-6).any(axis=0).all()  # every feature pushes some contact
+    assert compiled.contributions([]).shape == (0, len(compiled.features_) + 1)
+
+
+def test_contributions_agree_with_shaps_own_treeshap() -> None:
+    X, y = _table(3_000, seed=8)
+    X = X.drop(columns="role")  # numeric: shap rebuilds the trees and runs its own algorithm
+    scorer = BinaryScorer(n_estimators=150, min_child_samples=20).fit(X, y)
+    test, _ = _table(100, seed=9)
+    test = test.drop(columns="role")
+    records = test.astype(object).where(test.notna(), None).to_dict("records")
+
+    got = CompiledScorer(scorer).contributions(records)
+
+    ensemble = TreeEnsemble(scorer.booster_)
+    trees = [{key: getattr(t, key) for key in TREE_FIELDS} for t in ensemble.trees[: scorer.best_iteration_]]
+    independent = shap.TreeExplainer({"trees": trees})
+    assert independent.model.model_type == "internal"  # shap's algorithm, not a call back into LightGBM
+    theirs = independent.shap_values(scorer.prepare(test).to_numpy())
+    np.testing.assert_allclose(got[:, :-1], theirs, atol=1e-9)
+    np.testing.assert_allclose(got[:, -1], np.ravel(independent.expected_value)[0], atol=1e-9)
