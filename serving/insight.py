@@ -10,11 +10,11 @@ behaviour points stand in.
 from __future__ import annotations
 
 import math
-import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from numbers import Real
 from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
 
 import numpy as np
 import pandas as pd
@@ -23,14 +23,13 @@ import structlog
 from features.decay import HALF_LIVES_DAYS, counter_keys
 from features.event_store import EventStore
 from features.online import DecisionFeatures
-from features.schemas import DEFAULT_TAXONOMY, STAGE_IDS, EventType
+from features.schemas import DEFAULT_TAXONOMY, STAGE_IDS, Channel, EventType
 from features.topics import TOPIC_IDS
+from models.compiled_scorer import CompiledScorer
 from models.context import GuardrailConfig
-from models.explainer import DEFAULT_TEMPLATES, Language, ScorerExplainer, factor_text
-from models.scorer import BinaryScorer
+from models.explainer import DEFAULT_TEMPLATES, Language, factor_text
 from serving.pipeline import DecisionPipeline, contact_hash
 from serving.schemas_decisions import ContactInsight, Factor, ScoreInsight, TimelineEntry
-from training.champions import Champions
 
 if TYPE_CHECKING:
     from training.registry import LoadedScorer
@@ -71,8 +70,9 @@ _WINDOWS: dict[int, tuple[str, str]] = {
     30: ("weighted to the last month", "gewichtet auf den letzten Monat"),
 }
 _YES_NO: dict[str, tuple[str, str]] = {"en": ("yes", "no"), "de": ("ja", "nein")}
-_ACTIONABLE: dict[str, tuple[str, str]] = {
+EVENT_NAMES: dict[str, tuple[str, str]] = {
     EventType.PAGE_VIEW.value: ("page view", "Seitenaufruf"),
+    EventType.EMAIL_SENT.value: ("email sent", "E-Mail versendet"),
     EventType.EMAIL_OPEN.value: ("email open", "E-Mail-Öffnung"),
     EventType.EMAIL_CLICK.value: ("email click", "E-Mail-Klick"),
     EventType.CONTENT_DOWNLOAD.value: ("content download", "Content-Download"),
@@ -82,7 +82,44 @@ _ACTIONABLE: dict[str, tuple[str, str]] = {
     EventType.WORKSHOP.value: ("workshop", "Workshop"),
     EventType.DEMO_REQUEST.value: ("demo request", "Demo-Anfrage"),
     EventType.CONTACT_REQUEST.value: ("contact request", "Kontaktanfrage"),
+    EventType.SOCIAL_ENGAGEMENT.value: ("social media interaction", "Social-Media-Interaktion"),
+    EventType.UNSUBSCRIBE.value: ("unsubscribe", "Abmeldung"),
+    EventType.PURCHASE.value: ("purchase", "Kauf"),
+    EventType.RENEWAL.value: ("renewal", "Verlängerung"),
+    EventType.CANCELLATION.value: ("cancellation", "Kündigung"),
+    EventType.SUPPORT_TICKET.value: ("support ticket", "Support-Ticket"),
     EventType.PRODUCT_USAGE.value: ("product usage session", "Produktnutzung"),
+    EventType.IDENTIFY.value: ("identification", "Identifizierung"),
+    EventType.STATUS_CHANGE.value: ("status change", "Statuswechsel"),
+    EventType.STAGE_CHANGE.value: ("stage change", "Phasenwechsel"),
+    EventType.OPPORTUNITY_OPEN.value: ("opportunity opened", "Verkaufschance eröffnet"),
+}
+"""One event of each type, as the timeline and the what-if hint name it (English, German)."""
+CHANNEL_NAMES: dict[str, tuple[str, str]] = {
+    Channel.EMAIL.value: ("email", "E-Mail"),
+    Channel.WEB.value: ("web", "Web"),
+    Channel.SMS.value: ("SMS", "SMS"),
+    Channel.PUSH.value: ("push", "Push"),
+    Channel.SOCIAL.value: ("social media", "Social Media"),
+    Channel.IN_APP.value: ("in-app", "In-App"),
+    Channel.DIRECT_MAIL.value: ("direct mail", "Briefpost"),
+    Channel.PHONE.value: ("phone", "Telefon"),
+}
+_ACTIONABLE: dict[str, tuple[str, str]] = {
+    kind.value: EVENT_NAMES[kind.value]
+    for kind in (
+        EventType.PAGE_VIEW,
+        EventType.EMAIL_OPEN,
+        EventType.EMAIL_CLICK,
+        EventType.CONTENT_DOWNLOAD,
+        EventType.FORM_SUBMIT,
+        EventType.WEBINAR_REGISTER,
+        EventType.WEBINAR_ATTEND,
+        EventType.WORKSHOP,
+        EventType.DEMO_REQUEST,
+        EventType.CONTACT_REQUEST,
+        EventType.PRODUCT_USAGE,
+    )
 }
 """Engagement that nurturing or sales can prompt: the what-if hint tries one more of each."""
 _HINTS = {
@@ -99,11 +136,15 @@ MIN_HINT_CHANGE = 0.005
 """Smallest change of probability worth a hint (half a percentage point)."""
 
 
-def _serving_templates() -> dict[str, dict[str, str]]:
+@lru_cache(maxsize=4)
+def serving_templates(topics: tuple[str, ...] = TOPIC_IDS) -> Mapping[str, Mapping[str, str]]:
     """Sentences for the online model row's feature names (decayed ``*_now`` counters, points, recency),
-    over the explainer's defaults (role, seniority, industry, company size)."""
+    over the explainer's defaults (role, seniority, industry, company size).
+
+    ``topics``: the topic ids the feature repository has columns for (its stored ``topics.json``
+    vocabulary plus ``other``, ``FeatureStoreService.topics``); a pure function of them, cached."""
     out: dict[str, dict[str, str]] = {**DEFAULT_TEMPLATES}
-    for key in counter_keys():
+    for key in counter_keys(topics):
         for half_life in HALF_LIVES_DAYS:
             en_window, de_window = _WINDOWS.get(
                 half_life, (f"{half_life}-day half-life", f"Halbwertszeit {half_life} Tage")
@@ -119,8 +160,8 @@ def _serving_templates() -> dict[str, dict[str, str]]:
                     "en": f"Interest in {en_stage} content: {{value}}, {en_window}",
                     "de": f"Interesse an Inhalten der Phase {de_stage}: {{value}}, {de_window}",
                 }
-            elif key.startswith("topic_") and key.removeprefix("topic_") in TOPIC_IDS:
-                topic = key.removeprefix("topic_")
+            elif key.startswith("topic_") and key.removeprefix("topic_") in topics:
+                topic = key.removeprefix("topic_").replace("_", " ")
                 out[name] = {
                     "en": f"Interest in the topic {topic}: {{value}}, {en_window}",
                     "de": f"Interesse am Thema {topic}: {{value}}, {de_window}",
@@ -151,7 +192,8 @@ def _serving_templates() -> dict[str, dict[str, str]]:
     return out
 
 
-SERVING_TEMPLATES: dict[str, dict[str, str]] = _serving_templates()
+SERVING_TEMPLATES: Mapping[str, Mapping[str, str]] = serving_templates(TOPIC_IDS)
+"""The templates of the default catalog's topics (a repository without a stored vocabulary)."""
 
 _SENTENCES = {
     "fit": {"en": "Profile fit adds {value:.0f} points", "de": "Das Profil bringt {value:.0f} Punkte"},
@@ -171,6 +213,18 @@ _ACTIONS = {
         "de": "Weiter pflegen; noch keine Vertriebsaktion",
     },
 }
+
+
+def event_name(kind: str, language: Language) -> str:
+    """One event of type ``kind`` in ``language``; an unknown type as its id in words."""
+    names = EVENT_NAMES.get(kind)
+    return kind.replace("_", " ") if names is None else names[0 if language == "en" else 1]
+
+
+def channel_name(channel: str, language: Language) -> str:
+    """A channel in ``language``; an unknown channel as its id in words."""
+    names = CHANNEL_NAMES.get(channel)
+    return channel.replace("_", " ") if names is None else names[0 if language == "en" else 1]
 
 
 class UnknownContact(LookupError):
@@ -197,28 +251,6 @@ def negotiate_language(accept_language: str | None, override: str | None = None)
     return "en"
 
 
-_EXPLAINERS: WeakKeyDictionary[object, ScorerExplainer | None] = WeakKeyDictionary()
-_EXPLAINERS_LOCK = threading.Lock()
-
-
-def explainer_for(loaded: LoadedScorer) -> ScorerExplainer | None:
-    """The explainer of a loaded champion, built on first use and kept while that model stays loaded
-    (keyed weakly by the loaded python model, so a new version gets its own); None when the model does not
-    wrap a :class:`BinaryScorer`."""
-    python_model = loaded.model.unwrap_python_model()
-    with _EXPLAINERS_LOCK:
-        if python_model in _EXPLAINERS:
-            return _EXPLAINERS[python_model]
-        scorer = getattr(python_model, "scorer", None)
-        explainer = (
-            ScorerExplainer(scorer, top_k=TOP_FACTORS, templates=SERVING_TEMPLATES)
-            if isinstance(scorer, BinaryScorer)
-            else None
-        )
-        _EXPLAINERS[python_model] = explainer
-        return explainer
-
-
 def build_insight(
     contact_id: str, store: EventStore, pipeline: DecisionPipeline, language: Language
 ) -> ContactInsight:
@@ -236,18 +268,19 @@ def build_insight(
         features = None
     champions = pipeline.champions  # one snapshot for scores and factors, even if a reload swaps it
     readiness, churn, r_version, c_version = pipeline.scores(features, profile, champions)
-    row = pd.DataFrame([features.model_row()]) if features is not None else None
+    record = features.model_row() if features is not None else None
+    templates = serving_templates(_topics(pipeline))
     readiness_insight = _score_insight(
-        readiness, r_version, champions, "readiness", row, language, contact_id
+        readiness, r_version, champions.readiness, "readiness", record, language, templates, contact_id
     ) or ScoreInsight(
         probability=readiness,
         model_version=r_version,
         unit="points",
         factors=_points_factors(features, language),
     )
-    churn_insight = _score_insight(churn, c_version, champions, "churn", row, language, contact_id) or (
-        ScoreInsight(probability=churn, model_version=c_version)
-    )
+    churn_insight = _score_insight(
+        churn, c_version, champions.churn, "churn", record, language, templates, contact_id
+    ) or ScoreInsight(probability=churn, model_version=c_version)
     recent = events[-TIMELINE_LENGTH:][::-1]
     return ContactInsight(
         contact_id=contact_id,
@@ -274,28 +307,34 @@ def next_action(readiness: float, churn: float) -> str:
     return "retain" if churn >= _THRESHOLDS.churn_threshold else "nurture"
 
 
+def _topics(pipeline: DecisionPipeline) -> tuple[str, ...]:
+    """The feature repository's topic ids (its stored vocabulary); the default catalog's if unreadable."""
+    try:
+        return pipeline.features.topics
+    except Exception as exc:  # noqa: BLE001 - a malformed topics.json costs the topic sentences only
+        log.warning("insight_default_topics", error=type(exc).__name__)
+        return TOPIC_IDS
+
+
 def _score_insight(
     probability: float,
     version: str,
-    champions: Champions,
+    loaded: LoadedScorer | None,
     role: str,
-    row: pd.DataFrame | None,
+    record: Mapping[str, Any] | None,
     language: Language,
+    templates: Mapping[str, Mapping[str, str]],
     contact_id: str,
 ) -> ScoreInsight | None:
-    """SHAP factors of the champion that produced ``version``; None when a fallback scored (or it fails)."""
-    loaded: LoadedScorer | None = getattr(champions, role)
-    if row is None or loaded is None or version != f"{loaded.name}/{loaded.version}":
+    """SHAP factors and the what-if hint of the champion that produced ``version``, on its compiled scorer
+    (built once per loaded champion and kept with it in the champions snapshot); None when a fallback
+    scored (or explaining fails)."""
+    if record is None or loaded is None or version != f"{loaded.name}/{loaded.version}":
         return None
     try:
-        explainer = explainer_for(loaded)
-        if explainer is None:
-            return None
-        from training.tracking import as_model_input  # the pyfunc's own input conversion
-
-        X = as_model_input(row[list(explainer.scorer.feature_names_in_)])  # the model's columns only
-        insight = _shap_insight(explainer, X, probability, version, language)
-        hint = what_if(explainer.scorer, X, role, language, now=probability)
+        compiled = loaded.compiled
+        insight = _shap_insight(compiled, record, probability, version, language, templates)
+        hint = what_if(compiled, record, role, language, now=probability)
     except Exception as exc:  # noqa: BLE001 - factors are a nicety: the score still shows
         log.error(
             "explanation_failed", role=role, contact_hash=contact_hash(contact_id), error=str(exc)[:200]
@@ -305,27 +344,34 @@ def _score_insight(
 
 
 def what_if(
-    scorer: BinaryScorer, X: pd.DataFrame, role: str, language: Language, now: float | None = None
+    compiled: CompiledScorer,
+    record: Mapping[str, Any],
+    role: str,
+    language: Language,
+    now: float | None = None,
 ) -> str | None:
     """The model's score after one more event of the kind that helps most (raises readiness, lowers churn
     risk), as a sentence; None when no such event moves it by ``MIN_HINT_CHANGE``.
 
-    X: the contact's model row, shape (1, n_features); ``now``: its probability when already known. One
-    event adds 1 to its decayed counters of every half-life, as ingestion would at the request time.
+    record: the contact's model row (feature → value); ``now``: its probability when already known. One
+    event adds 1 to its decayed counters of every half-life, as ingestion would at the request time. All
+    variants are scored in one call on the compiled matrix.
     """
-    features = set(scorer.feature_names_in_)
-    kinds, rows = [], []
+    features = set(compiled.features_)
+    kinds: list[str] = []
+    variants: list[Mapping[str, Any]] = []
     for kind in _ACTIONABLE:
         columns = [c for h in HALF_LIVES_DAYS if (c := f"{kind}_{h}d_now") in features]
         if columns:
-            row = X.copy()
-            row[columns] = row[columns].astype(float).fillna(0.0) + 1.0
             kinds.append(kind)
-            rows.append(row)
-    if not rows:
+            variants.append({**record, **{c: _count(record.get(c)) + 1.0 for c in columns}})
+    if not variants:
         return None
-    now = float(scorer.predict_proba(X)[0, 1]) if now is None else now
-    after = scorer.predict_proba(pd.concat(rows, ignore_index=True))[:, 1] - now
+    if now is None:
+        scores = compiled.predict_proba([record, *variants])
+        now, after = float(scores[0]), scores[1:] - scores[0]
+    else:
+        after = compiled.predict_proba(variants) - now
     sign = 1.0 if role == "readiness" else -1.0
     best = int(np.argmax(sign * after))
     if sign * after[best] < MIN_HINT_CHANGE:
@@ -334,35 +380,46 @@ def what_if(
     return _HINTS[role][language].format(event=event, p=f"{(now + after[best]) * 100:.0f}")
 
 
+def _count(value: Any) -> float:
+    """A decayed counter as a number: missing or unreadable counts as none yet (0)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return 0.0 if math.isnan(number) else number
+
+
 def _shap_insight(
-    explainer: ScorerExplainer, X: pd.DataFrame, probability: float, version: str, language: Language
+    compiled: CompiledScorer,
+    record: Mapping[str, Any],
+    probability: float,
+    version: str,
+    language: Language,
+    templates: Mapping[str, Mapping[str, str]],
 ) -> ScoreInsight:
     """The top factors by |contribution| from one exact TreeSHAP pass, which also gives the margin (the
     contributions and the bias add up to it), so the booster runs once for both."""
-    contributions = explainer.contributions(X).iloc[0]
-    features = list(explainer.scorer.feature_names_in_)
-    values = contributions[features].to_numpy(dtype=float)
-    top = np.argsort(-np.abs(values), kind="stable")[: explainer.top_k]
+    contributions = compiled.contributions([record])[0]
+    features = compiled.features_
+    values, bias = contributions[:-1], float(contributions[-1])
+    top = np.argsort(-np.abs(values), kind="stable")[:TOP_FACTORS]
     factors = [
         Factor(
             feature=features[j],
-            value=_json_value(X.iloc[0][features[j]]),
+            value=_json_value(record.get(features[j])),
             contribution=float(values[j]),
             direction="up" if values[j] >= 0 else "down",
-            sentence=factor_text(
-                features[j], _shown(X.iloc[0][features[j]], language), language, explainer.templates
-            ),
+            sentence=factor_text(features[j], _shown(record.get(features[j]), language), language, templates),
         )
         for j in top
     ]
-    bias = float(contributions["bias"])
     margin = bias + math.fsum(values)
     return ScoreInsight(
         probability=probability,
         model_version=version,
         unit="log_odds",
         factors=factors,
-        base_rate=explainer.scorer.base_rate_,
+        base_rate=compiled.scorer.base_rate_,
         base_margin=bias,
         other_contribution=margin - bias - math.fsum(f.contribution for f in factors),
         margin=margin,

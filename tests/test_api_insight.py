@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -13,8 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from features.store import FeatureStoreService
+from features.topics import TOPIC_IDS, write_vocabulary
 from ripen.settings import Settings
-from serving.insight import explainer_for, negotiate_language
+from serving.insight import _topics, negotiate_language, serving_templates
 from tests.api_support import Keys, make_keys, running_client
 from tests.champion_world import CHAMPION_FEATURES, train_champion
 from tests.decision_world import build_world
@@ -145,13 +147,34 @@ def test_sentences_follow_accept_language(
     assert body["next_sales_action"].startswith(action)
 
 
-def test_explainer_is_built_once_per_loaded_champion(client: TestClient, keys: Keys) -> None:
-    insight(client, keys)
+def test_explanations_use_each_champions_own_compiled_scorer(client: TestClient, keys: Keys) -> None:
     champions = client.app.state.ripen.pipeline.champions  # type: ignore[attr-defined]
-    first = explainer_for(champions.readiness)
+    insight(client, keys)
+    first = champions.readiness.__dict__.get("compiled")  # cached on the loaded champion, in the snapshot
+    assert first is not None
     insight(client, keys, "de")
-    assert explainer_for(champions.readiness) is first is not None
-    assert explainer_for(champions.churn) is not first
+    assert champions.readiness.compiled is first
+    assert champions.churn.compiled is not first
+
+
+def test_topic_sentences_follow_the_repositorys_vocabulary() -> None:
+    templates = serving_templates(("cloud_security", "other"))
+    assert templates["topic_cloud_security_30d_now"]["en"] == (
+        "Interest in the topic cloud security: {value}, weighted to the last month"
+    )
+    assert "topic_cost_30d_now" not in templates  # a default topic the repository has no column for
+    assert "topic_cost_30d_now" in serving_templates()
+
+
+def test_insight_reads_the_topic_vocabulary_stored_with_the_repository(tmp_path: Path) -> None:
+    features = FeatureStoreService(Settings(data_dir=tmp_path / "data", datasets_dir=tmp_path / "datasets"))
+    features.repo_dir.mkdir(parents=True)
+    assert _topics(SimpleNamespace(features=features)) == TOPIC_IDS  # nothing stored yet: the default
+    write_vocabulary(features.repo_dir, ["cloud_security", "gdpr"])
+    features = FeatureStoreService(features.settings)
+    assert _topics(SimpleNamespace(features=features)) == ("cloud_security", "gdpr", "other")
+    (features.repo_dir / "topics.json").write_text('{"topics": ["Not A Slug"]}')
+    assert _topics(SimpleNamespace(features=FeatureStoreService(features.settings))) == TOPIC_IDS
 
 
 @pytest.mark.parametrize(
