@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from features.schemas import DEFAULT_TAXONOMY, STAGE_IDS
 from serving.deps import EventStoreDep, SalesKey
 from serving.errors import error_responses
-from serving.insight import UnknownContact, build_insight, negotiate_language
+from serving.insight import UnknownContact, build_insight, channel_name, event_name, negotiate_language
 from serving.routes.contacts import ContactId
 from serving.routes.recommend import PipelineDep
 from serving.schemas_decisions import ContactInsight, ScoreInsight
@@ -186,6 +186,10 @@ async def contact_card(
             "language": language,
             "insight": insight,
             "stage": _stage_label(insight, language),
+            "timeline": [
+                (entry, event_name(entry.type, language), channel_name(entry.channel, language))
+                for entry in insight.timeline
+            ],
             "scores": [
                 ("readiness", insight.readiness, factor_chart(insight.readiness)),
                 ("churn", insight.churn, factor_chart(insight.churn)),
