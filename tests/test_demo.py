@@ -9,11 +9,13 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -49,6 +51,27 @@ def test_simulated_decisions_carry_exact_propensities_and_eligible_sets() -> Non
         np.testing.assert_allclose(sum(eligible.values()), 1.0)
         assert r.probability == pytest.approx(1.0 / len(eligible))
     assert len({len(r.context_features) for r in records}) == 1
+
+
+def test_the_world_ends_today_and_the_seed_fixes_everything_but_the_dates() -> None:
+    today = DemoConfig(contacts=40, days=20, seed=3)
+    fixed = DemoConfig(contacts=40, days=20, seed=3, end=date(2025, 7, 26))
+    now = datetime.now(UTC)
+    events = simulate(simulator(today), today, lambda *_: None).events
+    stamps = pd.to_datetime(events["timestamp"], utc=True)
+    midnight = pd.Timestamp(now.date(), tz="UTC")
+    assert (
+        midnight - pd.Timedelta(days=1) <= stamps.max() < midnight <= now
+    )  # yesterday's engagement, none ahead
+    assert stamps.min() >= midnight - pd.Timedelta(days=20)
+    past = simulate(simulator(fixed), fixed, lambda *_: None).events
+    assert pd.to_datetime(past["timestamp"], utc=True).max() < pd.Timestamp("2025-07-26", tz="UTC")
+    shift = midnight - pd.Timestamp("2025-07-26", tz="UTC")
+    pd.testing.assert_series_equal(
+        pd.to_datetime(past["timestamp"], utc=True) + shift, stamps, check_names=False
+    )
+    same = ["contact_id", "type", "channel", "content_id"]
+    pd.testing.assert_frame_equal(past[same], events[same])
 
 
 def test_a_deterministic_logging_policy_is_not_logged_for_policy_training() -> None:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -71,6 +71,16 @@ class DemoConfig:
     """Few snapshots per contact keep Feast's point-in-time retrieval inside the demo's time budget."""
     policy_decisions: int = 8_000
     """The latest simulated sends logged for the content policy: enough for a clear offline comparison."""
+    end: date | None = None
+    """The day the world ends on (at its midnight, UTC): today when None. Serving scores at wall-clock time,
+    so a world ending today shows contacts as recently active as the simulation left them (a fixed past end
+    made every contact look long inactive: served readiness ~1e-06). Only the dates depend on it: the same
+    seed simulates the same journeys."""
+
+    def start(self) -> datetime:
+        """The first simulated day's midnight, UTC: ``days`` days before the world's end."""
+        end = self.end or datetime.now(UTC).date()
+        return datetime(end.year, end.month, end.day, tzinfo=UTC) - timedelta(days=self.days)
 
 
 @dataclass
@@ -112,9 +122,14 @@ def _timed(report: DemoReport, name: str) -> Iterator[StepReport]:
 
 
 def simulator(config: DemoConfig) -> JourneySimulator:
-    """The demo's simulator; it records each decision's eligible set, which the decision log keeps."""
+    """The demo's simulator, ending on ``config.end`` (today); it records each decision's eligible set, which
+    the decision log keeps."""
     return JourneySimulator(
-        n_contacts=config.contacts, n_days=config.days, seed=config.seed, record_context=True
+        n_contacts=config.contacts,
+        n_days=config.days,
+        seed=config.seed,
+        start=config.start(),
+        record_context=True,
     )
 
 
