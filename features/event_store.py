@@ -134,11 +134,17 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     def events_for_contact(
-        self, contact_id: str, start: datetime | None = None, end: datetime | None = None
+        self,
+        contact_id: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        latest: int | None = None,
     ) -> list[EngagementEvent]:
         """The contact's events (stitched anonymous ones included) with ``start <= timestamp < end``.
 
         Ordered by ``(timestamp, event_id)``; every returned event carries the resolved ``contact_id``.
+        ``latest=n`` keeps only the last ``n`` of them (a timeline need not read a long history).
         """
 
     @abc.abstractmethod

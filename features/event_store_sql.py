@@ -408,8 +408,15 @@ class SqlEventStore(EventStore):
         return clauses
 
     def events_for_contact(
-        self, contact_id: str, start: datetime | None = None, end: datetime | None = None
+        self,
+        contact_id: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        latest: int | None = None,
     ) -> list[EngagementEvent]:
+        if latest is not None and latest < 0:
+            raise ValueError(f"`latest` must be >= 0, but got {latest}")
         e, link, prof = events_table, identity_links_table, profiles_table
         # Two index-friendly halves instead of one OR across the joins: direct events, then stitched ones.
         direct = select(e).where(e.c.contact_id == contact_id, *self._time_filter(e.c.ts_us, start, end))
@@ -429,9 +436,14 @@ class SqlEventStore(EventStore):
             )
         )
         both = union_all(direct, stitched).subquery()
-        query = select(both).order_by(both.c.ts_us, both.c.event_id)
+        if latest is None:
+            query = select(both).order_by(both.c.ts_us, both.c.event_id)
+        else:  # newest first through the (contact_id, ts_us) index, then back in time order
+            query = select(both).order_by(both.c.ts_us.desc(), both.c.event_id.desc()).limit(latest)
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
+        if latest is not None:
+            rows = rows[::-1]
         return [
             EngagementEvent(
                 event_id=row["event_id"],

@@ -256,7 +256,7 @@ def build_insight(
 ) -> ContactInsight:
     """Everything sales sees about ``contact_id``; raises :class:`UnknownContact` for an unknown id."""
     profile = store.get_profile(contact_id)
-    events = store.events_for_contact(contact_id)
+    events = store.events_for_contact(contact_id, latest=TIMELINE_LENGTH)
     if profile is None and not events:
         raise UnknownContact(contact_id)
     try:

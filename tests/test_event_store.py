@@ -195,6 +195,20 @@ def test_events_for_contact_orders_and_filters_by_time(store: EventStore) -> Non
     assert store.events_for_contact("nobody") == []
 
 
+def test_events_for_contact_latest_keeps_the_newest_in_time_order(store: EventStore) -> None:
+    store.append(
+        [event("b", 10), event("a", 10), event("c", 5), event("d", 20), event("z", 30, contact_id="o")],
+        now=NOW,
+    )
+    assert [e.event_id for e in store.events_for_contact("c1", latest=2)] == ["b", "d"]
+    assert [e.event_id for e in store.events_for_contact("c1", latest=10)] == ["c", "a", "b", "d"]
+    assert [e.event_id for e in store.events_for_contact("c1", end=T0 + timedelta(minutes=11), latest=1)] == [
+        "b"
+    ]
+    with pytest.raises(ValueError, match="`latest` must be >= 0"):
+        store.events_for_contact("c1", latest=-1)
+
+
 def test_read_frame_filters_by_contact_and_time(store: EventStore) -> None:
     store.append([event("a", 1), event("b", 2, contact_id="c2"), event("c", 30, contact_id="c2")], now=NOW)
     frame = store.read_frame(contact_ids=["c2"], end=T0 + timedelta(minutes=10))
