@@ -2,7 +2,7 @@
 insight and the trivial `GET /healthz`, in one run.
 
 Run:  python benchmarks/bench_api_load.py [--data-dir DIR] [--seconds 10] [--rate 100] [--concurrency 8]
-      [--json] [--profile 10 --py-spy PATH]
+      [--json] [--profile 10 --py-spy PATH] [--goals-only]
 
 Builds the demo state with `ripen demo --no-serve` (or reuses ``--data-dir`` when it holds one), creates an
 engine+sales key, starts `ripen serve` (uvicorn, one worker, a real server process) on a free port and
@@ -514,6 +514,11 @@ def main() -> None:
     )
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy", help="py-spy executable.")
     parser.add_argument("--json", action="store_true", help="Print one JSON document instead of a table.")
+    parser.add_argument(
+        "--goals-only",
+        action="store_true",
+        help="Measure only what the goals compare (/healthz and plain recommend): a quicker run.",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -537,7 +542,7 @@ def main() -> None:
             try:
                 models = wait_ready(base)
                 console.print(f"server ready: {models}")
-                tgts = targets(contacts, candidates)
+                tgts = targets(contacts, candidates)[: 2 if args.goals_only else None]
                 results = asyncio.run(measure(args, port, key.stdout.strip(), tgts, workdir))
                 hotspots: list[Hotspot] = []
                 if args.profile > 0:
