@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request
 
 from serving.coalescer import RecommendCoalescer
-from serving.deps import EngineKey, EventStoreDep, MetricsDep, SettingsDep, StateDep
+from serving.deps import EngineKey, EventStoreDep, StateDep
 from serving.errors import error_responses
 from serving.pipeline import DecisionPipeline, Outcome, RecommendInput
 from serving.schemas_decisions import (
@@ -34,14 +34,12 @@ async def get_pipeline(state: StateDep) -> DecisionPipeline:
 PipelineDep = Annotated[DecisionPipeline, Depends(get_pipeline)]
 
 
-async def get_coalescer(
-    request: Request, pipeline: PipelineDep, metrics: MetricsDep, settings: SettingsDep
-) -> RecommendCoalescer:
+async def get_coalescer(request: Request, pipeline: PipelineDep, state: StateDep) -> RecommendCoalescer:
     """The app's recommend coalescer for the loaded pipeline, built on first use (on the event loop, without
     awaiting, so two first requests cannot build two)."""
     coalescer: RecommendCoalescer | None = getattr(request.app.state, "recommend_coalescer", None)
     if coalescer is None or coalescer.pipeline is not pipeline:
-        coalescer = RecommendCoalescer(pipeline, metrics, max_batch=settings.recommend_max_batch)
+        coalescer = RecommendCoalescer(pipeline, state.metrics, max_batch=state.settings.recommend_max_batch)
         request.app.state.recommend_coalescer = coalescer
     return coalescer
 
