@@ -2,7 +2,7 @@
 insight and the trivial `GET /healthz`, in one run.
 
 Run:  python benchmarks/bench_api_load.py [--data-dir DIR] [--seconds 10] [--rate 100] [--concurrency 8]
-      [--json] [--profile 10 --py-spy PATH]
+      [--json] [--profile 10 --py-spy PATH] [--goals-only]
 
 Builds the demo state with `ripen demo --no-serve` (or reuses ``--data-dir`` when it holds one), creates an
 engine+sales key, starts `ripen serve` (uvicorn, one worker, a real server process) on a free port and
@@ -34,7 +34,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,11 @@ class Measurement:
     p99_ms: float
     rps: float
     errors: int
+    server_cpu_ms: float | None = None
+    mean_batch: float | None = None
+    """Mean size of the recommend batches the server coalesced during this measurement (none: 0)."""
+    """CPU time of the server process (all threads) per answered request: robust to the shared machine's
+    load, unlike latency; on an idle machine the one-process throughput ratio follows its inverse."""
 
 
 @dataclass(frozen=True)
@@ -426,8 +431,30 @@ def profile(
     ]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid`` and all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def with_server_cpu(pid: int, base: str, run: Any) -> Measurement:
+    """Await ``run`` (a measurement); attach the server's CPU milliseconds per answered request and the mean
+    size of the recommend batches it coalesced meanwhile."""
+    batches_before = batch_sizes(base)
+    before = cpu_seconds(pid)
+    measured: Measurement = await run
+    cpu = cpu_seconds(pid) - before
+    batches, requests = (a - b for a, b in zip(batch_sizes(base), batches_before, strict=True))
+    answered = max(measured.requests - measured.errors, 1)
+    return replace(
+        measured,
+        server_cpu_ms=cpu / answered * 1000,
+        mean_batch=round(requests / batches, 2) if batches else 0.0,
+    )
+
+
 async def measure(
-    args: argparse.Namespace, port: int, key: str, tgts: list[Target], workdir: Path
+    args: argparse.Namespace, port: int, key: str, tgts: list[Target], workdir: Path, server_pid: int
 ) -> list[Measurement]:
     results: list[Measurement] = []
     host = f"127.0.0.1:{port}"
@@ -446,34 +473,35 @@ async def measure(
             for target in tgts:
                 task = bar.add_task(f"{target.name} @ {args.rate:g}/s", total=int(args.rate * args.seconds))
                 results.append(
-                    await fixed_rate(
-                        pool,
-                        target,
-                        prepared[target.name],
-                        args.rate,
-                        args.seconds,
-                        partial(bar.advance, task),
+                    await with_server_cpu(
+                        server_pid,
+                        f"http://{host}",
+                        fixed_rate(
+                            pool,
+                            target,
+                            prepared[target.name],
+                            args.rate,
+                            args.seconds,
+                            partial(bar.advance, task),
+                        ),
                     )
                 )
             for target in tgts:
                 task = bar.add_task(f"{target.name} c={args.concurrency}", total=1)
                 if wrk:
-                    results.append(
-                        await asyncio.to_thread(
-                            closed_loop_wrk,
-                            wrk,
-                            f"http://{host}",
-                            key,
-                            target,
-                            args.concurrency,
-                            args.seconds,
-                            workdir,
-                        )
+                    run = asyncio.to_thread(
+                        closed_loop_wrk,
+                        wrk,
+                        f"http://{host}",
+                        key,
+                        target,
+                        args.concurrency,
+                        args.seconds,
+                        workdir,
                     )
                 else:
-                    results.append(
-                        await closed_loop(pool, target, prepared[target.name], args.concurrency, args.seconds)
-                    )
+                    run = closed_loop(pool, target, prepared[target.name], args.concurrency, args.seconds)
+                results.append(await with_server_cpu(server_pid, f"http://{host}", run))
                 bar.advance(task)
     finally:
         await pool.close()
@@ -482,7 +510,8 @@ async def measure(
 
 def print_table(results: list[Measurement], verdict: dict[str, Any]) -> None:
     table = Table(title="ripen serve under load (one uvicorn worker, embedded stores, demo champions)")
-    for column in ("endpoint", "load", "n", "p50 ms", "p99 ms", "req/s", "non-2xx"):
+    columns = ("endpoint", "load", "n", "p50 ms", "p99 ms", "req/s", "non-2xx", "server CPU ms/req", "batch")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("endpoint", "load") else "right")
     for m in results:
         table.add_row(
@@ -493,6 +522,8 @@ def print_table(results: list[Measurement], verdict: dict[str, Any]) -> None:
             f"{m.p99_ms:.2f}",
             f"{m.rps:.0f}",
             str(m.errors),
+            f"{m.server_cpu_ms:.2f}" if m.server_cpu_ms is not None else "",
+            f"{m.mean_batch:.1f}" if m.mean_batch else "",
         )
     Console().print(table)
     for name, value in verdict.items():
@@ -514,6 +545,11 @@ def main() -> None:
     )
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy", help="py-spy executable.")
     parser.add_argument("--json", action="store_true", help="Print one JSON document instead of a table.")
+    parser.add_argument(
+        "--goals-only",
+        action="store_true",
+        help="Measure only what the goals compare (/healthz and plain recommend): a quicker run.",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -537,8 +573,8 @@ def main() -> None:
             try:
                 models = wait_ready(base)
                 console.print(f"server ready: {models}")
-                tgts = targets(contacts, candidates)
-                results = asyncio.run(measure(args, port, key.stdout.strip(), tgts, workdir))
+                tgts = targets(contacts, candidates)[: 2 if args.goals_only else None]
+                results = asyncio.run(measure(args, port, key.stdout.strip(), tgts, workdir, server.pid))
                 hotspots: list[Hotspot] = []
                 if args.profile > 0:
                     wrk = shutil.which("wrk") or "wrk"
@@ -571,6 +607,14 @@ def main() -> None:
         f"goal p99 <= {GOAL_P99_MS:g} ms": rec_rate.p99_ms <= GOAL_P99_MS,
         "recommend / healthz throughput": round(rec_tp.rps / health_tp.rps, 3),
         "goal share >= 1/3": rec_tp.rps / health_tp.rps >= GOAL_THROUGHPUT_SHARE,
+        "server CPU ms per request at c (healthz, recommend)": (
+            round(health_tp.server_cpu_ms or 0.0, 3),
+            round(rec_tp.server_cpu_ms or 0.0, 3),
+        ),
+        "healthz / recommend server CPU per request (the share an idle machine would give)": round(
+            (health_tp.server_cpu_ms or 0.0) / (rec_tp.server_cpu_ms or 1.0), 3
+        ),
+        "mean recommend batch at c": rec_tp.mean_batch,
         "served models": models,
         "degraded answers (fixed-rate runs)": dict(DEGRADED),
         "load average (1 min)": round(os.getloadavg()[0], 2),
@@ -597,6 +641,19 @@ def main() -> None:
         print("  any function, own % (on top of the stack):")
         for h in sorted(hotspots, key=lambda h: -h.own_pct)[:20]:
             print(f"  {h.own_pct:6.1f}  {h.frame}")
+
+
+def batch_sizes(base: str) -> tuple[float, float]:
+    """Recommend batches the server coalesced so far and the requests in them, from ``/metrics``."""
+    samples = {}
+    for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
+        if line.startswith(("ripen_recommend_batch_size_count", "ripen_recommend_batch_size_sum")):
+            name, value = line.split()
+            samples[name] = float(value)
+    return (
+        samples.get("ripen_recommend_batch_size_count", 0.0),
+        samples.get("ripen_recommend_batch_size_sum", 0.0),
+    )
 
 
 def wait_ready(base: str) -> str:

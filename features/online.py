@@ -577,4 +577,6 @@ class DirectReader:
             if "no such table" in str(exc):
                 return []
             raise
-        return [(bytes(k), str(n), bytes(v)) for k, n, v in cursor.fetchall()]
+        # Feast's columns are BLOB, TEXT, BLOB: sqlite3 returns bytes, str, bytes already (no copies needed).
+        rows: list[tuple[bytes, str, bytes]] = cursor.fetchall()
+        return rows

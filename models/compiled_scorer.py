@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
 from models.scorer import BinaryScorer
@@ -51,25 +53,37 @@ class CompiledScorer:
             col: {value: float(code) for code, value in enumerate(categories)}
             for col, categories in scorer.categories_.items()
         }
+        calibrator = scorer.calibrator_
+        self._platt: tuple[np.ndarray, np.ndarray] | None = None
+        """(coef_.T, intercept_) of a binary Platt calibrator: its sklearn ``predict_proba`` spends ~1 ms
+        per call validating a one-column input; the same matrix product and ``expit`` give the same bits."""
+        if isinstance(calibrator, LogisticRegression) and calibrator.coef_.shape == (1, 1):
+            self._platt = (calibrator.coef_.T.copy(), calibrator.intercept_.copy())
 
     def matrix(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """The booster's input, shape (n_records, n_features); a feature absent from a record is missing."""
+        if len(records) <= COLUMNAR_FROM:
+            # a request's few records: convert row by row and build the matrix in one call (a NumPy
+            # assignment per column cost more than the conversions for one record)
+            columns = [(col, self.codes_.get(col)) for col in self.features_]
+            code = self._code
+            rows = [
+                [
+                    _as_float(r.get(col)) if codes is None else code(codes, r.get(col))
+                    for col, codes in columns
+                ]
+                for r in records
+            ]
+            return np.array(rows, dtype=np.float64).reshape(len(records), len(self.features_))
         out = np.empty((len(records), len(self.features_)), dtype=np.float64)
-        columnar = len(records) > COLUMNAR_FROM
-        for j, col in enumerate(self.features_):
-            values = [r.get(col) for r in records]
+        for j, col in enumerate(self.features_):  # a batch: one vectorised conversion per column
+            series = pd.Series([r.get(col) for r in records], dtype=object)
             codes = self.codes_.get(col)
-            if columnar:  # a batch: one vectorised conversion per column beats a Python call per value
-                series = pd.Series(values, dtype=object)
-                out[:, j] = (
-                    pd.to_numeric(series, errors="coerce").astype(np.float64)
-                    if codes is None
-                    else series.map(lambda v, c=codes: self._code(c, v)).astype(np.float64)  # type: ignore[misc]
-                )
-            elif codes is None:
-                out[:, j] = [_as_float(v) for v in values]
-            else:
-                out[:, j] = [self._code(codes, v) for v in values]
+            out[:, j] = (
+                pd.to_numeric(series, errors="coerce").astype(np.float64)
+                if codes is None
+                else series.map(lambda v, c=codes: self._code(c, v)).astype(np.float64)  # type: ignore[misc]
+            )
         return out
 
     @staticmethod
@@ -99,7 +113,10 @@ class CompiledScorer:
             return np.empty(0)
         margin = self.decision_function(records)
         calibrator = self.scorer.calibrator_
-        if calibrator is None:
+        if self._platt is not None:
+            coef_t, intercept = self._platt
+            p = expit((margin.reshape(-1, 1) @ coef_t + intercept).reshape(-1))
+        elif calibrator is None:
             p = 1.0 / (1.0 + np.exp(-margin))
         elif isinstance(calibrator, IsotonicRegression):
             p = calibrator.predict(margin)

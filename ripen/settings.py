@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     max_batch_contacts: int = Field(
         default=1_000, gt=0, description="Most contacts per POST /v1/recommend/batch; larger gets 413."
     )
+    recommend_max_batch: int = Field(
+        default=16,
+        gt=0,
+        description="Most concurrent POST /v1/recommend requests decided in one batch (1: no batching).",
+    )
     batch_unknown_contacts: Literal["cold_start", "reject"] = Field(
         default="cold_start",
         description="Batch decisions for contacts without profile or features: cold start or reject.",

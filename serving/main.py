@@ -19,6 +19,7 @@ from serving.access_log import AccessLogMiddleware
 from serving.auth import LiveKeyRing
 from serving.champion_reload import ChampionReloader
 from serving.errors import BodySizeLimitMiddleware, install_error_handlers
+from serving.gc_tuning import freeze_startup_objects, thaw
 from serving.metrics import ServingMetrics
 from serving.pipeline import DecisionPipeline
 from serving.routes import catalog, contacts, events, health, recommend, recommend_batch, rewards, sales
@@ -39,10 +40,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await _open(state)
+        thresholds = freeze_startup_objects()  # models, registry and catalog are loaded: never re-scan them
         try:
             yield
         finally:
             _close(state)
+            thaw(thresholds)
 
     app = FastAPI(
         title="ripen",

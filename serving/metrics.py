@@ -21,6 +21,9 @@ from prometheus_client import (
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 """Seconds; dense below 25 ms because the recommend goal is a p99 of 10 ms."""
 
+BATCH_SIZE_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+"""Requests per coalesced recommend batch (``serving.coalescer``)."""
+
 UNMATCHED_ROUTE = "unmatched"
 
 
@@ -60,6 +63,12 @@ class ServingMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.recommend_batch_size = Histogram(
+            "ripen_recommend_batch_size",
+            "Concurrent POST /v1/recommend requests decided together in one batch (1: decided alone).",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=self.registry,
+        )
         self.events_ingested = Counter(
             "ripen_events_ingested",
             "Events received on POST /v1/events, by outcome (stored, duplicate, rejected).",
@@ -78,6 +87,9 @@ class ServingMetrics:
         for reason, n in reasons.items():
             if n:
                 self.guardrail_exclusions.labels(reason).inc(n)
+
+    def observe_batch_size(self, size: int) -> None:
+        self.recommend_batch_size.observe(size)
 
     def count_ingested(self, stored: int, duplicates: int, rejected: int) -> None:
         for status, n in (("stored", stored), ("duplicate", duplicates), ("rejected", rejected)):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, HTTPException, Request
 
-from serving.deps import EngineKey, EventStoreDep, MetricsDep, StateDep
+from serving.coalescer import RecommendCoalescer
+from serving.deps import EngineKey, EventStoreDep, StateDep
 from serving.errors import error_responses
 from serving.pipeline import DecisionPipeline, Outcome, RecommendInput
 from serving.schemas_decisions import (
@@ -34,14 +34,32 @@ async def get_pipeline(state: StateDep) -> DecisionPipeline:
 PipelineDep = Annotated[DecisionPipeline, Depends(get_pipeline)]
 
 
+async def get_coalescer(request: Request, pipeline: PipelineDep, state: StateDep) -> RecommendCoalescer:
+    """The app's recommend coalescer for the loaded pipeline, built on first use (on the event loop, without
+    awaiting, so two first requests cannot build two)."""
+    coalescer: RecommendCoalescer | None = getattr(request.app.state, "recommend_coalescer", None)
+    if coalescer is None or coalescer.pipeline is not pipeline:
+        coalescer = RecommendCoalescer(pipeline, state.metrics, max_batch=state.settings.recommend_max_batch)
+        request.app.state.recommend_coalescer = coalescer
+    return coalescer
+
+
+CoalescerDep = Annotated[RecommendCoalescer, Depends(get_coalescer)]
+
+
 @router.post("/recommend", response_model=RecommendResponse, summary="Decide the next content for a contact")
 async def recommend(
-    body: RecommendRequest, pipeline: PipelineDep, store: EventStoreDep, metrics: MetricsDep, _key: EngineKey
+    body: RecommendRequest,
+    pipeline: PipelineDep,
+    coalescer: CoalescerDep,
+    store: EventStoreDep,
+    _key: EngineKey,
 ) -> RecommendResponse:
     """Guardrails first, then the policy; the decision is logged with its ``event_id`` before the answer.
 
     Unknown contacts get a cold-start decision (``cold_start: true``); when the online store is down a safe
-    stage-fit fallback decides (``degraded: true``).
+    stage-fit fallback decides (``degraded: true``). Concurrent requests are decided together in one batch
+    (``serving.coalescer``), each with its own answer.
     """
     request = RecommendInput(
         contact_id=body.contact_id or body.anonymous_id or "",
@@ -51,7 +69,7 @@ async def recommend(
         excluded_ids=tuple(body.excluded_ids),
         n_slots=body.n_slots,
     )
-    outcome = await run_in_threadpool(pipeline.recommend, request, store, metrics)
+    outcome = await coalescer.recommend(request, store)
     return response(outcome, pipeline, explain=body.explain)
 
 
