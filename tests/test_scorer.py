@@ -77,13 +77,13 @@ def test_calibration_improves_brier_on_held_out_data() -> None:
 
 
 def test_small_tables_cross_fit_and_large_ones_hold_out() -> None:
-    """Below ``cross_fit_below`` rows the calibrator sees every training row out of fold (so 4000 rows are
-    enough for isotonic); above it, a 10% calibration holdout (400 rows) falls back to Platt scaling."""
+    """Below ``cross_fit_below`` rows the calibrator sees every training row out of fold and the booster is
+    boosted on all of them; above it, 10% of the rows calibrate and 10% early-stop."""
     X, y = make_frame(4000)
     X_test, y_test = make_frame(3000, seed=3)
     crossed = BinaryScorer(n_estimators=300).fit(X, y)
     held_out = BinaryScorer(n_estimators=300, cross_fit_below=1000).fit(X, y)
-    assert crossed.calibration_method_ == "isotonic" and held_out.calibration_method_ == "sigmoid"
+    assert crossed.calibration_rows_ == 4000 and held_out.calibration_rows_ == 400
     assert [r["params"] for r in crossed.search_results_] == [{}] and crossed.best_params_ == {}
     assert crossed.best_iteration_ == crossed.search_results_[0]["rounds"] == crossed.booster_.num_trees()
     assert not hasattr(held_out, "search_results_")
