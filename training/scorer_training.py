@@ -190,7 +190,9 @@ def fit_and_evaluate(
 
     frame: one row per snapshot with feature columns, ``label`` (0/1), ``time_column`` (optional: without it a
     stratified split is used) and ``baseline_column`` (optional: the points score). Rows whose label window
-    (``horizon``) reaches into the next part are purged (:func:`training.labels.time_split`).
+    (``horizon``) reaches into the next part are purged (:func:`training.labels.time_split`). Without a time
+    column the train and validation parts are given to the scorer together, so a small table is cross-fitted
+    (see ``BinaryScorer.inner_folds``) exactly as in :func:`cross_validate`.
     """
     if label not in frame.columns:
         raise ValueError(f"label column `{label}` is not in the training frame")
@@ -199,7 +201,12 @@ def fit_and_evaluate(
     train, valid, test = _split(frame, label, time_column, horizon, seed)
     features = [c for c in frame.columns if c not in {label, time_column, baseline_column}]
     scorer = make_scorer(params, seed, dask_scheduler)
-    scorer.fit(train[features], train[label], valid[features], valid[label])
+    if time_column in frame.columns:
+        scorer.fit(train[features], train[label], valid[features], valid[label])
+    else:
+        # no time order to respect: the scorer may cross-fit on train + valid, as in `cross_validate`
+        rest = pd.concat([train, valid])
+        scorer.fit(rest[features], rest[label])
     probability = scorer.predict_proba(test[features])[:, 1]
     baseline = (
         binary_metrics(test[label], test[baseline_column].astype(float))
@@ -268,6 +275,11 @@ def train_and_register(
             }
         )
         mlflow.log_dict({"features": features}, "features.json")
+        if hasattr(scorer, "search_results_"):
+            mlflow.log_dict(
+                {"best_params": scorer.best_params_, "candidates": scorer.search_results_},
+                "inner_cv_search.json",
+            )
         mlflow.log_metrics(
             {f"test_{k}": float(v) for k, v in test_metrics.as_dict().items() if v is not None}
         )
