@@ -1,10 +1,11 @@
 """A calibrated LightGBM binary scorer for sales readiness and churn: the probability sales reads.
 
 LightGBM (Ke et al., "LightGBM: A Highly Efficient Gradient Boosting Decision Tree", NeurIPS 2017) is fitted
-with early stopping on a held-out validation part, class weights for imbalance and native categorical splits.
-Its scores are then calibrated (isotonic regression, Zadrozny & Elkan 2002, or Platt scaling, Platt 1999) on a
-second held-out part, so that "0.3" means roughly three in ten contacts like this one convert. No I/O happens
-here.
+with early stopping, class weights for imbalance and native categorical splits. Its scores are then
+calibrated (isotonic regression, Zadrozny & Elkan 2002, or Platt scaling, Platt 1999), so that "0.3" means
+roughly three in ten contacts like this one convert. Small tables are cross-fitted (rounds and calibrator from
+inner folds, one booster on every row); large ones and explicit validation sets use held-out parts
+(docs/training.md). No I/O happens here.
 """
 
 from __future__ import annotations
