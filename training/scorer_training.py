@@ -38,6 +38,7 @@ class CVReport:
     n_features: int
     scheme: str
     baseline_folds: tuple[BinaryMetrics, ...] = field(default=())
+    chosen_params: tuple[dict[str, Any], ...] = field(default=())  # per fold, when an inner search ran
 
     def summary(self) -> dict[str, Any]:
         """Mean and standard deviation over folds of every metric, plus table sizes: the ``--json`` object."""
@@ -47,6 +48,8 @@ class CVReport:
             "folds": len(self.folds),
             "cv": self.scheme,
         }
+        if self.chosen_params:
+            out["chosen_params"] = list(self.chosen_params)
         for prefix, folds in (("", self.folds), ("baseline_", self.baseline_folds)):
             for name in SUMMARY_METRICS:
                 values = [getattr(m, name) for m in folds]
@@ -113,11 +116,14 @@ def cross_validate(
         raise ValueError(f"the label's smaller class has {minority} rows: too few for {folds}-fold CV")
     results: list[BinaryMetrics] = []
     baseline_results: list[BinaryMetrics] = []
+    chosen: list[dict[str, Any]] = []
     for k, (train_idx, test_idx) in enumerate(_fold_indices(y_arr, folds, times, seed)):
         scorer = make_scorer(params, seed, dask_scheduler)
         scorer.fit(X.iloc[train_idx], y_arr[train_idx])
         metrics = binary_metrics(y_arr[test_idx], scorer.predict_proba(X.iloc[test_idx])[:, 1])
         results.append(metrics)
+        if len(getattr(scorer, "search_results_", ())) > 1:
+            chosen.append(scorer.best_params_)
         if baseline is not None:
             baseline_results.append(binary_metrics(y_arr[test_idx], baseline.to_numpy()[test_idx]))
         log.info("cv_fold_done", fold=k, roc_auc=round(metrics.roc_auc, 4), trees=scorer.best_iteration_)
@@ -127,6 +133,7 @@ def cross_validate(
         n_features=X.shape[1],
         scheme="time-forward" if times is not None else "stratified",
         baseline_folds=tuple(baseline_results),
+        chosen_params=tuple(chosen),
     )
 
 
