@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -15,7 +16,10 @@ from typer.testing import CliRunner
 
 from models.scorer import SEARCH_GRID
 from ripen.cli import app
+from ripen.settings import Settings
+from training.scorer_training import train_and_register
 from training.tables import load_table
+from training.tracking import mlflow_client
 
 LEAKY_LEAD_COLUMNS = (
     "Tags",
@@ -175,3 +179,18 @@ def test_search_option_runs_the_inner_cv_grid(tmp_path: Path) -> None:
     assert len(out["chosen_params"]) == 2 and all(c in grid for c in out["chosen_params"])
     plain = run_json("readiness", "--data", str(write(tmp_path, GOOD)), "--label", "won", "--cv-folds", "2")
     assert "chosen_params" not in plain
+
+
+@pytest.mark.slow
+def test_register_without_timestamps_cross_fits_and_logs_the_search(settings: Settings) -> None:
+    """A plain export has no time order: train + valid (80% of rows) go to the scorer together, and the
+    inner-CV search's candidates and losses land in the MLflow run."""
+    frame = pd.read_csv(io.StringIO(GOOD)).drop(columns="id")
+    frame["label"] = (frame.pop("won") == "yes").astype(int)
+    params = {"n_estimators": 50, "candidates": SEARCH_GRID[:2]}
+    result = train_and_register(frame, kind="readiness", settings=settings, params=params)
+    assert result.scorer.calibration_rows_ == 800  # out-of-fold margins of all non-test rows
+    search = mlflow_client(settings).download_artifacts(result.run_id, "inner_cv_search.json")
+    logged = json.loads(Path(search).read_text())
+    assert [c["params"] for c in logged["candidates"]] == [dict(c) for c in SEARCH_GRID[:2]]
+    assert logged["best_params"] in [dict(c) for c in SEARCH_GRID[:2]]
