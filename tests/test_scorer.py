@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from models.metrics import binary_metrics, top_decile_lift
 from models.scorer import BinaryScorer
@@ -205,6 +206,7 @@ def test_sigmoid_calibration_never_inverts_the_ranking() -> None:
     scorer = BinaryScorer(calibration="sigmoid")
     scorer._fit_calibrator(margin, y)
 
+    assert isinstance(scorer.calibrator_, LogisticRegression)
     p = scorer.calibrator_.predict_proba(margin.reshape(-1, 1))[:, 1]
     assert scorer.calibration_method_ == "sigmoid_intercept"
     assert np.all(np.diff(p) > 0), "calibrated probabilities must rise with the margin"
