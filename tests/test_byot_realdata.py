@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -13,8 +14,12 @@ import pytest
 import structlog
 from typer.testing import CliRunner
 
+from models.scorer import SEARCH_GRID
 from ripen.cli import app
+from ripen.settings import Settings
+from training.scorer_training import train_and_register
 from training.tables import load_table
+from training.tracking import mlflow_client
 
 LEAKY_LEAD_COLUMNS = (
     "Tags",
@@ -69,9 +74,10 @@ def test_leads_without_leaky_columns(datasets_dir: Path) -> None:
     )
     assert out["n_rows"] == 9240 and out["n_features"] == 26
     assert {"roc_auc", "pr_auc", "brier", "roc_auc_sd"} <= set(out)
-    # measured: 3-fold 0.9037 ± 0.0060, 5-fold 0.9045 ± 0.0103; the margin is about one fold sd
-    assert out["roc_auc"] > 0.895
-    assert 0.11 < out["brier"] < 0.13  # measured 0.1203
+    # measured with the cross-fitted scorer (docs/training.md): 3-fold 0.9047 ± 0.0073, 5-fold 0.9057 ± 0.0101
+    # (holdout scorer before: 0.9037 / 0.9045); the aim of 0.91 is not reached; margin < one fold sd.
+    assert out["roc_auc"] > 0.90
+    assert 0.11 < out["brier"] < 0.121  # measured 0.1196; the holdout scorer had 0.1203
 
 
 @pytest.mark.realdata
@@ -89,9 +95,10 @@ def test_telco_churn(datasets_dir: Path) -> None:
         "3",
     )
     assert out["n_rows"] == 7043 and out["n_features"] == 19
-    # measured: 3-fold 0.8477 ± 0.0060, 5-fold 0.8479 ± 0.0092; the margin is about one fold sd
-    assert out["roc_auc"] > 0.84
-    assert 0.12 < out["brier"] < 0.15  # measured 0.1349
+    # measured with the cross-fitted scorer (docs/training.md): 3-fold 0.8504 ± 0.0060, 5-fold 0.8492 ± 0.0102
+    # (holdout scorer before: 0.8477 / 0.8479); the aim of 0.85 is reached by 3-fold only.
+    assert out["roc_auc"] > 0.845
+    assert 0.12 < out["brier"] < 0.135  # measured 0.1332; the holdout scorer had 0.1349
 
 
 @pytest.mark.realdata
@@ -160,3 +167,30 @@ def test_small_parquet_table_with_labels_in_words(tmp_path: Path) -> None:
     assert table.X["visits"].dtype == float and table.X["visits"].isna().sum() == 100
     out = run_json("readiness", "--data", str(path), "--label", "won", "--id", "id", "--cv-folds", "2")
     assert out["n_rows"] == 1000 and out["n_features"] == 2 and out["roc_auc"] > 0.9
+
+
+def test_search_option_runs_the_inner_cv_grid(tmp_path: Path) -> None:
+    out = run_json(
+        "readiness", "--data", str(write(tmp_path, GOOD)), "--label", "won", "--id", "id", "--search",
+        "--cv-folds", "2",
+    )  # fmt: skip
+    assert out["search"] is True and out["n_rows"] == 1000 and out["roc_auc"] > 0.9
+    grid = [dict(c) for c in SEARCH_GRID]
+    assert len(out["chosen_params"]) == 2 and all(c in grid for c in out["chosen_params"])
+    plain = run_json("readiness", "--data", str(write(tmp_path, GOOD)), "--label", "won", "--cv-folds", "2")
+    assert "chosen_params" not in plain
+
+
+@pytest.mark.slow
+def test_register_without_timestamps_cross_fits_and_logs_the_search(settings: Settings) -> None:
+    """A plain export has no time order: train + valid (80% of rows) go to the scorer together, and the
+    inner-CV search's candidates and losses land in the MLflow run."""
+    frame = pd.read_csv(io.StringIO(GOOD)).drop(columns="id")
+    frame["label"] = (frame.pop("won") == "yes").astype(int)
+    params = {"n_estimators": 50, "candidates": SEARCH_GRID[:2]}
+    result = train_and_register(frame, kind="readiness", settings=settings, params=params)
+    assert result.scorer.calibration_rows_ == 800  # out-of-fold margins of all non-test rows
+    search = mlflow_client(settings).download_artifacts(result.run_id, "inner_cv_search.json")
+    logged = json.loads(Path(search).read_text())
+    assert [c["params"] for c in logged["candidates"]] == [dict(c) for c in SEARCH_GRID[:2]]
+    assert logged["best_params"] in [dict(c) for c in SEARCH_GRID[:2]]

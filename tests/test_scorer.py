@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from models.metrics import binary_metrics, top_decile_lift
 from models.scorer import BinaryScorer
@@ -76,6 +77,30 @@ def test_calibration_improves_brier_on_held_out_data() -> None:
     assert brier_cal < brier_raw - 0.01
 
 
+def test_small_tables_cross_fit_and_large_ones_hold_out() -> None:
+    """Below ``cross_fit_below`` rows the calibrator sees every training row out of fold and the booster is
+    boosted on all of them; above it, 10% of the rows calibrate and 10% early-stop."""
+    X, y = make_frame(4000)
+    X_test, y_test = make_frame(3000, seed=3)
+    crossed = BinaryScorer(n_estimators=300).fit(X, y)
+    held_out = BinaryScorer(n_estimators=300, cross_fit_below=1000).fit(X, y)
+    assert crossed.calibration_rows_ == 4000 and held_out.calibration_rows_ == 400
+    assert [r["params"] for r in crossed.search_results_] == [{}] and crossed.best_params_ == {}
+    assert crossed.best_iteration_ == crossed.search_results_[0]["rounds"] == crossed.booster_.num_trees()
+    assert not hasattr(held_out, "search_results_")
+    p = crossed.predict_proba(X_test)[:, 1]
+    assert abs(p.mean() - y_test.mean()) < 0.03  # out-of-fold calibration still lands on the base rate
+
+
+def test_inner_cv_search_keeps_the_lower_loss_candidate() -> None:
+    X, y = make_frame(2000)
+    scorer = BinaryScorer(n_estimators=60, candidates=({"learning_rate": 0.001}, {"num_leaves": 3})).fit(X, y)
+    losses = [r["log_loss"] for r in scorer.search_results_]
+    assert len(losses) == 2 and losses[1] < losses[0]  # 60 rounds at 0.001 barely leave the prior
+    assert scorer.best_params_ == {"num_leaves": 3}
+    assert scorer.booster_.dump_model()["tree_info"][0]["num_leaves"] <= 3  # the winner is what is served
+
+
 def test_more_engagement_never_lowers_readiness(
     fitted: tuple[BinaryScorer, pd.DataFrame, np.ndarray],
 ) -> None:
@@ -133,6 +158,8 @@ def test_bad_training_input(mutate, error, match) -> None:  # type: ignore[no-un
         ({"learning_rate": 0.0}, "`learning_rate`"),
         ({"validation_fraction": 1.0}, "`validation_fraction`"),
         ({"calibration": "magic"}, "`calibration`"),
+        ({"inner_folds": 1}, "`inner_folds` must be 0"),
+        ({"candidates": ({"objective": "regression"},)}, r"`candidates` may set only .*'objective'"),
         ({"monotone_increasing": ("nope",)}, "`monotone_increasing` names columns not in X"),
         ({"monotone_increasing": ("role",)}, "must name numeric columns"),
     ],
@@ -179,6 +206,7 @@ def test_sigmoid_calibration_never_inverts_the_ranking() -> None:
     scorer = BinaryScorer(calibration="sigmoid")
     scorer._fit_calibrator(margin, y)
 
+    assert isinstance(scorer.calibrator_, LogisticRegression)
     p = scorer.calibrator_.predict_proba(margin.reshape(-1, 1))[:, 1]
     assert scorer.calibration_method_ == "sigmoid_intercept"
     assert np.all(np.diff(p) > 0), "calibrated probabilities must rise with the margin"

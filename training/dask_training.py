@@ -25,7 +25,9 @@ log = structlog.get_logger(__name__)
 class DaskBinaryScorer(BinaryScorer):
     """``BinaryScorer`` boosted on the Dask cluster at ``scheduler`` (an address or a ``Client``).
 
-    ``npartitions`` splits the training rows; 0 means one partition per worker.
+    ``npartitions`` splits the training rows; 0 means one partition per worker. ``inner_folds`` defaults to
+    0 (a holdout for early stopping and calibration): the cross-fitted path boosts locally through
+    ``lightgbm.cv``, and tables big enough for a cluster have rows to spare for a holdout.
     """
 
     def __init__(
@@ -34,9 +36,10 @@ class DaskBinaryScorer(BinaryScorer):
         scheduler: Any = None,
         npartitions: int = 0,
         n_estimators: int = 600,
+        inner_folds: int = 0,
         **params: Any,
     ) -> None:
-        super().__init__(n_estimators=n_estimators, **params)
+        super().__init__(n_estimators=n_estimators, inner_folds=inner_folds, **params)
         self.scheduler = scheduler
         self.npartitions = npartitions
 

@@ -38,6 +38,7 @@ class CVReport:
     n_features: int
     scheme: str
     baseline_folds: tuple[BinaryMetrics, ...] = field(default=())
+    chosen_params: tuple[dict[str, Any], ...] = field(default=())  # per fold, when an inner search ran
 
     def summary(self) -> dict[str, Any]:
         """Mean and standard deviation over folds of every metric, plus table sizes: the ``--json`` object."""
@@ -47,6 +48,8 @@ class CVReport:
             "folds": len(self.folds),
             "cv": self.scheme,
         }
+        if self.chosen_params:
+            out["chosen_params"] = list(self.chosen_params)
         for prefix, folds in (("", self.folds), ("baseline_", self.baseline_folds)):
             for name in SUMMARY_METRICS:
                 values = [getattr(m, name) for m in folds]
@@ -113,11 +116,14 @@ def cross_validate(
         raise ValueError(f"the label's smaller class has {minority} rows: too few for {folds}-fold CV")
     results: list[BinaryMetrics] = []
     baseline_results: list[BinaryMetrics] = []
+    chosen: list[dict[str, Any]] = []
     for k, (train_idx, test_idx) in enumerate(_fold_indices(y_arr, folds, times, seed)):
         scorer = make_scorer(params, seed, dask_scheduler)
         scorer.fit(X.iloc[train_idx], y_arr[train_idx])
         metrics = binary_metrics(y_arr[test_idx], scorer.predict_proba(X.iloc[test_idx])[:, 1])
         results.append(metrics)
+        if len(getattr(scorer, "search_results_", ())) > 1:
+            chosen.append(scorer.best_params_)
         if baseline is not None:
             baseline_results.append(binary_metrics(y_arr[test_idx], baseline.to_numpy()[test_idx]))
         log.info("cv_fold_done", fold=k, roc_auc=round(metrics.roc_auc, 4), trees=scorer.best_iteration_)
@@ -127,6 +133,7 @@ def cross_validate(
         n_features=X.shape[1],
         scheme="time-forward" if times is not None else "stratified",
         baseline_folds=tuple(baseline_results),
+        chosen_params=tuple(chosen),
     )
 
 
@@ -190,7 +197,9 @@ def fit_and_evaluate(
 
     frame: one row per snapshot with feature columns, ``label`` (0/1), ``time_column`` (optional: without it a
     stratified split is used) and ``baseline_column`` (optional: the points score). Rows whose label window
-    (``horizon``) reaches into the next part are purged (:func:`training.labels.time_split`).
+    (``horizon``) reaches into the next part are purged (:func:`training.labels.time_split`). Without a time
+    column the train and validation parts are given to the scorer together, so a small table is cross-fitted
+    (see ``BinaryScorer.inner_folds``) exactly as in :func:`cross_validate`.
     """
     if label not in frame.columns:
         raise ValueError(f"label column `{label}` is not in the training frame")
@@ -199,7 +208,12 @@ def fit_and_evaluate(
     train, valid, test = _split(frame, label, time_column, horizon, seed)
     features = [c for c in frame.columns if c not in {label, time_column, baseline_column}]
     scorer = make_scorer(params, seed, dask_scheduler)
-    scorer.fit(train[features], train[label], valid[features], valid[label])
+    if time_column in frame.columns:
+        scorer.fit(train[features], train[label], valid[features], valid[label])
+    else:
+        # no time order to respect: the scorer may cross-fit on train + valid, as in `cross_validate`
+        rest = pd.concat([train, valid])
+        scorer.fit(rest[features], rest[label])
     probability = scorer.predict_proba(test[features])[:, 1]
     baseline = (
         binary_metrics(test[label], test[baseline_column].astype(float))
@@ -268,6 +282,11 @@ def train_and_register(
             }
         )
         mlflow.log_dict({"features": features}, "features.json")
+        if hasattr(scorer, "search_results_"):
+            mlflow.log_dict(
+                {"best_params": scorer.best_params_, "candidates": scorer.search_results_},
+                "inner_cv_search.json",
+            )
         mlflow.log_metrics(
             {f"test_{k}": float(v) for k, v in test_metrics.as_dict().items() if v is not None}
         )

@@ -53,6 +53,14 @@ FoldsOpt = Annotated[int, typer.Option("--cv-folds", min=2, help="Number of cros
 RegisterOpt = Annotated[
     bool, typer.Option("--register", help="Also fit on a time split, log to MLflow, register and gate.")
 ]
+SearchOpt = Annotated[
+    bool,
+    typer.Option(
+        "--search",
+        help="Compare a small grid of LightGBM settings (models.scorer.SEARCH_GRID) on inner folds of each "
+        "training part and keep the lowest log loss; about 3x the training time. Tables under 100k rows.",
+    ),
+]
 BaselineOpt = Annotated[
     str | None, typer.Option("--baseline", help="Column holding the points score, evaluated side by side.")
 ]
@@ -70,13 +78,17 @@ def _run(
     folds: int,
     register: bool,
     baseline: str | None,
+    search: bool = False,
 ) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from models.scorer import SEARCH_GRID
     from ripen.settings import get_settings
     from training.scorer_training import cross_validate, train_and_register
     from training.tables import load_table
+
+    params = {"candidates": SEARCH_GRID} if search else None
 
     console = Console(stderr=True)
     keep_out = [c for c in (time_column, baseline) if c]
@@ -101,15 +113,18 @@ def _run(
                 baseline=base,
                 seed=get_settings().seed,
                 dask_scheduler=dask,
+                params=params,
             )
-        summary = {"model": kind, "data": str(data), "label": label, **report.summary()}
+        summary = {"model": kind, "data": str(data), "label": label, "search": search, **report.summary()}
         if register:
             frame = pd.concat([table.X, table.y.rename("label")], axis=1)
             if times is not None:
                 frame["snapshot_time"] = pd.to_datetime(times, utc=True).to_numpy()
             if base is not None:
                 frame["baseline_score"] = base.to_numpy()
-            result = train_and_register(frame, kind=kind, settings=get_settings(), dask_scheduler=dask)
+            result = train_and_register(
+                frame, kind=kind, settings=get_settings(), dask_scheduler=dask, params=params
+            )
             summary["registered_version"] = result.version
             summary["promoted"] = result.gate.promoted
             summary["gate_reason"] = result.gate.reason
@@ -184,6 +199,7 @@ def _command(kind: ScorerKind) -> None:
         cv_folds: FoldsOpt = 5,
         register: RegisterOpt = False,
         baseline: BaselineOpt = None,
+        search: SearchOpt = False,
         horizon_days: HorizonOpt = None,
         every_days: EveryOpt = 7,
         max_per_contact: PerContactOpt = 4,
@@ -197,7 +213,8 @@ def _command(kind: ScorerKind) -> None:
         if label is None:
             typer.echo("error: --label is required with --data (the binary label column)", err=True)
             raise typer.Exit(code=2)
-        _run(kind, data, label, drop, id_column, time_column, as_json, dask, cv_folds, register, baseline)
+        options = (id_column, time_column, as_json, dask, cv_folds, register, baseline, search)
+        _run(kind, data, label, drop, *options)
 
     command.__doc__ = (
         f"Train the {kind} scorer on the project's stores and gate it; or, with --data, cross-validate it "
