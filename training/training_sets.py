@@ -125,16 +125,12 @@ def point_in_time_features(
     return features
 
 
-def build_training_set(
-    store: FeatureStoreService,
-    events: pd.DataFrame,
-    kind: ScorerKind,
-    sampling: SnapshotSampling | None = None,
+def labelled_snapshots(
+    events: pd.DataFrame, kind: ScorerKind, sampling: SnapshotSampling | None = None
 ) -> pd.DataFrame:
-    """One row per labelled snapshot: feature columns, ``label``, ``snapshot_time``, ``baseline_score``.
+    """The labelled snapshots (``contact_id``, ``snapshot_time``, ``label``) the training set is built on.
 
-    ``store`` must already hold the offline tables for ``events`` (see :func:`prepare_feature_store`). The
-    frame fits ``training.scorer_training.train_and_register`` as is.
+    Raises a clear error when no snapshot has a complete label window or all share one label.
     """
     sampling = sampling or SnapshotSampling()
     if events.empty:
@@ -155,6 +151,11 @@ def build_training_set(
         )
     if snapshots["label"].nunique() < 2:
         raise ValueError(f"all {len(snapshots)} {kind} snapshots have label {snapshots['label'].iloc[0]}")
+    return snapshots
+
+
+def training_frame(store: FeatureStoreService, snapshots: pd.DataFrame, kind: ScorerKind) -> pd.DataFrame:
+    """Point-in-time features of labelled ``snapshots`` plus ``label`` and ``snapshot_time``, row for row."""
     features = point_in_time_features(store, snapshots, kind)
     frame = features.assign(
         label=snapshots["label"].astype(int).to_numpy(),
@@ -169,6 +170,20 @@ def build_training_set(
         features=frame.shape[1] - 3,
     )
     return frame
+
+
+def build_training_set(
+    store: FeatureStoreService,
+    events: pd.DataFrame,
+    kind: ScorerKind,
+    sampling: SnapshotSampling | None = None,
+) -> pd.DataFrame:
+    """One row per labelled snapshot: feature columns, ``label``, ``snapshot_time``, ``baseline_score``.
+
+    ``store`` must already hold the offline tables for ``events`` (see :func:`prepare_feature_store`). The
+    frame fits ``training.scorer_training.train_and_register`` as is.
+    """
+    return training_frame(store, labelled_snapshots(events, kind, sampling), kind)
 
 
 @dataclass(frozen=True)
