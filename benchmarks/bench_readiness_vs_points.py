@@ -27,15 +27,9 @@ from rich.table import Table
 
 from features.store import FeatureStoreService
 from ripen.settings import Settings
-from training.score_comparison import METRICS, ScoreComparison, compare_scores
-from training.scorer_training import fit_and_evaluate
+from training.score_comparison import METRICS, ScoreComparison
 from training.simulation import JourneySimulator, UniformRandomPolicy
-from training.training_sets import (
-    SnapshotSampling,
-    labelled_snapshots,
-    prepare_feature_store,
-    training_frame,
-)
+from training.training_sets import SnapshotSampling, compare_with_points, prepare_feature_store
 
 
 @dataclass(frozen=True)
@@ -61,36 +55,23 @@ def run_seed(
 ) -> SeedResult:
     """One simulated world through the real feature store, scorer and metrics."""
     started, cpu = time.perf_counter(), time.process_time()
-    task = progress.add_task(f"seed {seed}: simulate", total=5)
+    task = progress.add_task(f"seed {seed}: simulate", total=3)
     world = JourneySimulator(n_contacts=contacts, n_days=days, seed=seed).run(UniformRandomPolicy(seed=seed))
     progress.update(task, advance=1, description=f"seed {seed}: feature tables")
     settings = Settings(data_dir=root / f"seed{seed}")
     settings.ensure_dirs()
     catalog = list(world.catalog)
     store = prepare_feature_store(FeatureStoreService(settings), world.events, world.profiles(), catalog)
-    progress.update(task, advance=1, description=f"seed {seed}: point-in-time snapshots")
-    snapshots = labelled_snapshots(world.events, "readiness", sampling)
-    # the contact id as index: the time split keeps it, so the bootstrap can resample contacts
-    frame = training_frame(store, snapshots, "readiness").set_axis(snapshots["contact_id"].to_numpy())
-    progress.update(task, advance=1, description=f"seed {seed}: fit and score")
-    assert sampling.horizon is not None
-    held_out = fit_and_evaluate(frame, horizon=sampling.horizon, seed=seed)
-    progress.update(task, advance=1, description=f"seed {seed}: bootstrap")
-    test = held_out.test
-    comparison = compare_scores(
-        test["label"].to_numpy(),
-        held_out.probability,
-        test["baseline_score"].to_numpy(),
-        groups=test.index.to_numpy(),
-        n_resamples=n_resamples,
-        seed=seed,
+    progress.update(task, advance=1, description=f"seed {seed}: snapshots, fit, bootstrap")
+    result = compare_with_points(
+        store, world.events, "readiness", sampling, seed=seed, n_resamples=n_resamples
     )
     progress.update(task, advance=1, description=f"seed {seed}: done")
     return SeedResult(
         seed=seed,
-        rows=len(frame),
-        positives=int(frame["label"].sum()),
-        comparison=comparison,
+        rows=result.n_rows,
+        positives=result.n_positives,
+        comparison=result.comparison,
         seconds=time.perf_counter() - started,
         cpu_seconds=time.process_time() - cpu,
     )
