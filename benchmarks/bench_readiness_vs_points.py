@@ -2,8 +2,10 @@
 
 Per seed: simulate a world (uniform-random content policy), build the Feast offline tables, sample labelled
 point-in-time snapshots, fit on a purged time split and score the latest part; the points score is
-evaluated on the same test rows. Prints one table row per seed and the mean ± sd. Not a test. Run:
-``python benchmarks/bench_readiness_vs_points.py --contacts 5000 --days 365 --seeds 7 8 9``.
+evaluated on the same test rows. Per seed, model and points ROC AUC, PR AUC and top-decile lift with a 95%
+bootstrap CI of model - points (contacts resampled, stratified by having a positive:
+``training.score_comparison``); then the mean ± sd over seeds. Prints the load average and CPU seconds. Not a
+test. Run: ``python benchmarks/bench_readiness_vs_points.py --contacts 4000 --days 300 --seeds 7 8 9``.
 
 No ``from __future__ import annotations`` here: Feast re-reads the on-demand view's function with
 ``get_type_hints`` in this script's namespace, where postponed annotations of ``__main__`` fail to resolve.
@@ -11,6 +13,7 @@ No ``from __future__ import annotations`` here: Feast re-reads the on-demand vie
 
 import argparse
 import logging
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -23,11 +26,10 @@ from rich.progress import Progress
 from rich.table import Table
 
 from features.store import FeatureStoreService
-from models.metrics import BinaryMetrics
 from ripen.settings import Settings
-from training.scorer_training import fit_and_evaluate
+from training.score_comparison import METRICS, ScoreComparison
 from training.simulation import JourneySimulator, UniformRandomPolicy
-from training.training_sets import SnapshotSampling, build_training_set, prepare_feature_store
+from training.training_sets import SnapshotSampling, compare_with_points, prepare_feature_store
 
 
 @dataclass(frozen=True)
@@ -37,84 +39,85 @@ class SeedResult:
     seed: int
     rows: int
     positives: int
-    test_rows: int
-    test_positives: int
-    model: BinaryMetrics
-    points: BinaryMetrics
+    comparison: ScoreComparison
     seconds: float
+    cpu_seconds: float
 
 
 def run_seed(
-    contacts: int, days: int, seed: int, sampling: SnapshotSampling, root: Path, progress: Progress
+    contacts: int,
+    days: int,
+    seed: int,
+    sampling: SnapshotSampling,
+    root: Path,
+    progress: Progress,
+    n_resamples: int,
 ) -> SeedResult:
     """One simulated world through the real feature store, scorer and metrics."""
-    started = time.perf_counter()
-    task = progress.add_task(f"seed {seed}: simulate", total=4)
+    started, cpu = time.perf_counter(), time.process_time()
+    task = progress.add_task(f"seed {seed}: simulate", total=3)
     world = JourneySimulator(n_contacts=contacts, n_days=days, seed=seed).run(UniformRandomPolicy(seed=seed))
     progress.update(task, advance=1, description=f"seed {seed}: feature tables")
     settings = Settings(data_dir=root / f"seed{seed}")
     settings.ensure_dirs()
     catalog = list(world.catalog)
     store = prepare_feature_store(FeatureStoreService(settings), world.events, world.profiles(), catalog)
-    progress.update(task, advance=1, description=f"seed {seed}: point-in-time snapshots")
-    frame = build_training_set(store, world.events, "readiness", sampling)
-    progress.update(task, advance=1, description=f"seed {seed}: fit and score")
-    assert sampling.horizon is not None
-    held_out = fit_and_evaluate(frame, horizon=sampling.horizon, seed=seed)
+    progress.update(task, advance=1, description=f"seed {seed}: snapshots, fit, bootstrap")
+    result = compare_with_points(
+        store, world.events, "readiness", sampling, seed=seed, n_resamples=n_resamples
+    )
     progress.update(task, advance=1, description=f"seed {seed}: done")
-    assert held_out.baseline is not None
     return SeedResult(
         seed=seed,
-        rows=len(frame),
-        positives=int(frame["label"].sum()),
-        test_rows=len(held_out.test),
-        test_positives=int(held_out.test["label"].sum()),
-        model=held_out.metrics,
-        points=held_out.baseline,
+        rows=result.n_rows,
+        positives=result.n_positives,
+        comparison=result.comparison,
         seconds=time.perf_counter() - started,
+        cpu_seconds=time.process_time() - cpu,
     )
 
 
 def print_table(results: list[SeedResult], title: str) -> None:
-    """Per-seed rows plus mean ± sd of every metric and of the model's margin over points."""
+    """Per-seed model, points and CI of the difference per metric, then mean ± sd over seeds."""
+    console = Console(width=220)
     table = Table(title=title)
-    for col in ("seed", "rows (pos)", "test rows (pos)", "model ROC", "points ROC", "model PR", "points PR"):
+    for col in ("seed", "rows (pos)", "test rows (pos; contacts with pos)"):
         table.add_column(col, justify="right")
-    table.add_column("s", justify="right")
+    for metric in METRICS:
+        table.add_column(f"{metric}\nmodel | points", justify="right")
+        table.add_column(f"{metric}\nmodel - points [95% CI]", justify="right")
+    table.add_column("s (cpu s)", justify="right")
     for r in results:
+        c = r.comparison
+        cells = []
+        for metric in METRICS:
+            m = c[metric]
+            cells += [
+                f"{m.model:.3f} | {m.baseline:.3f}",
+                f"{m.difference:+.3f} [{m.ci_low:+.3f}, {m.ci_high:+.3f}]",
+            ]
         table.add_row(
             str(r.seed),
             f"{r.rows} ({r.positives})",
-            f"{r.test_rows} ({r.test_positives})",
-            f"{r.model.roc_auc:.4f}",
-            f"{r.points.roc_auc:.4f}",
-            f"{r.model.pr_auc:.4f}",
-            f"{r.points.pr_auc:.4f}",
-            f"{r.seconds:.0f}",
+            f"{c.n_rows} ({c.n_positives}; {c.n_positive_groups})",
+            *cells,
+            f"{r.seconds:.0f} ({r.cpu_seconds:.0f})",
         )
+    console.print(table)
 
     def mean_sd(values: list[float]) -> str:
         sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-        return f"{np.mean(values):.4f} ± {sd:.4f}"
+        return f"{np.mean(values):.3f} ± {sd:.3f}"
 
-    table.add_row(
-        "mean ± sd",
-        "",
-        "",
-        mean_sd([r.model.roc_auc for r in results]),
-        mean_sd([r.points.roc_auc for r in results]),
-        mean_sd([r.model.pr_auc for r in results]),
-        mean_sd([r.points.pr_auc for r in results]),
-        "",
-    )
-    console = Console()
-    console.print(table)
-    console.print(
-        "model - points: ROC AUC "
-        + mean_sd([r.model.roc_auc - r.points.roc_auc for r in results])
-        + ", PR AUC "
-        + mean_sd([r.model.pr_auc - r.points.pr_auc for r in results])
-    )
+    for metric in METRICS:
+        model = [r.comparison[metric].model for r in results]
+        points = [r.comparison[metric].baseline for r in results]
+        diff = [r.comparison[metric].difference for r in results]
+        above = sum(r.comparison.model_clearly_better(metric) for r in results)
+        console.print(
+            f"{metric}: model {mean_sd(model)}, points {mean_sd(points)}, model - points {mean_sd(diff)}; "
+            f"CI of the difference above 0 in {above} of {len(results)} seeds"
+        )
 
 
 def main() -> None:
@@ -125,7 +128,9 @@ def main() -> None:
     parser.add_argument("--horizon-days", type=int, default=30)
     parser.add_argument("--every-days", type=int, default=7)
     parser.add_argument("--max-per-contact", type=int, default=6)
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples per seed")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     sampling_args = dict(
         every_days=args.every_days, max_per_contact=args.max_per_contact, horizon_days=args.horizon_days
@@ -134,11 +139,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, Progress() as progress:
         for seed in args.seeds:
             sampling = SnapshotSampling(**sampling_args, seed=seed)
-            results.append(run_seed(args.contacts, args.days, seed, sampling, Path(tmp), progress))
+            results.append(
+                run_seed(args.contacts, args.days, seed, sampling, Path(tmp), progress, args.resamples)
+            )
     print_table(
         results,
         f"readiness vs points: {args.contacts} contacts x {args.days} days, horizon {args.horizon_days} d, "
         f"snapshots every {args.every_days} d (<= {args.max_per_contact} per contact)",
+    )
+    Console(width=220).print(
+        "load average (1, 5, 15 min): before "
+        + ", ".join(f"{v:.2f}" for v in load_before)
+        + "; after "
+        + ", ".join(f"{v:.2f}" for v in os.getloadavg())
     )
 
 

@@ -13,7 +13,7 @@ the
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
@@ -379,11 +379,40 @@ PROFILE_COLUMNS = (
 CONSENT_CHANNELS = tuple(c.value for c in Channel)
 
 
+STABLE_PROFILE_COLUMNS = (
+    "account_id",
+    "persona",
+    "role",
+    "seniority",
+    "industry",
+    "company_size",
+    "country",
+    "language",
+    "budget",
+    "authority",
+    "need",
+    "timeline_months",
+)
+"""Profile facts taken as known from the contact's first event on (lead-capture form, enrichment): the
+profile table back-dates them, with ``fit_points``, so point-in-time rows before ``updated_at`` see them. The
+funnel and consent columns change over time and are only known from ``updated_at`` on. A CRM whose BANT
+answers are filled in by sales during qualification should not back-date them (they would leak the label)."""
+
+
 def profile_table(
-    profiles: Sequence[ContactProfile], weights: PointsWeights = DEFAULT_POINTS
+    profiles: Sequence[ContactProfile],
+    weights: PointsWeights = DEFAULT_POINTS,
+    known_since: Mapping[str, pd.Timestamp] | None = None,
 ) -> pd.DataFrame:
-    """The contact-profile feature table: one row per profile, consents flattened, fit points computed."""
+    """The contact-profile feature table: one row per profile, consents flattened, fit points computed.
+
+    ``known_since`` (contact id -> first event time, e.g. from :func:`first_event_times`) adds, for every
+    profile updated later than that, a row at that time holding only :data:`STABLE_PROFILE_COLUMNS` and
+    ``fit_points``: stored profiles are the latest version, and without it Feast's as-of join gives every
+    training row before ``updated_at`` an empty profile. The online store still gets the latest row.
+    """
     rows = []
+    early = []
     for p in profiles:
         row: dict[str, object] = {"contact_id": p.contact_id}
         row.update({c: getattr(p, c) for c in PROFILE_COLUMNS})
@@ -393,26 +422,49 @@ def profile_table(
         row["tracking_consent"] = bool(p.tracking_consent and p.tracking_consent.granted)
         row["is_customer"] = p.is_customer
         row["fit_points"] = fit_points(p, weights)
-        row["event_timestamp"] = pd.Timestamp(p.updated_at) if p.updated_at else PROFILE_EPOCH
+        updated = pd.Timestamp(p.updated_at) if p.updated_at else PROFILE_EPOCH
+        row["event_timestamp"] = updated
         rows.append(row)
-    frame = pd.DataFrame(
-        rows,
-        columns=[
-            "contact_id",
-            *PROFILE_COLUMNS,
-            *(f"consent_{c}" for c in CONSENT_CHANNELS),
-            "tracking_consent",
-            "is_customer",
-            "fit_points",
-            "event_timestamp",
-        ],
-    )
+        first = (known_since or {}).get(p.contact_id)
+        if first is not None and pd.Timestamp(first) < updated:
+            early.append(
+                {
+                    "contact_id": p.contact_id,
+                    **{c: row[c] for c in STABLE_PROFILE_COLUMNS},
+                    "fit_points": row["fit_points"],
+                    "event_timestamp": pd.Timestamp(first),
+                }
+            )
+    columns = [
+        "contact_id",
+        *PROFILE_COLUMNS,
+        *(f"consent_{c}" for c in CONSENT_CHANNELS),
+        "tracking_consent",
+        "is_customer",
+        "fit_points",
+        "event_timestamp",
+    ]
+    frame = pd.DataFrame(rows + early, columns=columns)
     for col in ("company_size", "timeline_months"):
         frame[col] = frame[col].astype("Int64")
-    for col in ("budget", "authority", "need"):
+    for col in ("budget", "authority", "need", *(f"consent_{c}" for c in CONSENT_CHANNELS)):
+        frame[col] = frame[col].astype("boolean")
+    for col in ("tracking_consent", "is_customer"):
         frame[col] = frame[col].astype("boolean")
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
-    # Sentinels as in ``with_sentinels``: a training row before the profile's ``updated_at`` keeps its row.
+    # Sentinels as in ``with_sentinels``: a training row before the profile's first row keeps its row.
     sentinels = frame[["contact_id"]].drop_duplicates()
     sentinels["event_timestamp"] = pd.Series(pd.NaT, index=sentinels.index, dtype="datetime64[ns, UTC]")
     return pd.concat([frame, sentinels], ignore_index=True)
+
+
+def first_event_times(contact_engagement: Path) -> dict[str, pd.Timestamp]:
+    """Contact id -> time of its first counted event, read from the contact-engagement table."""
+    with duckdb.connect(config={"threads": 2}) as con:
+        first = con.execute(
+            "SELECT contact_id, min(event_timestamp) AS t FROM read_parquet(?) "
+            "WHERE event_timestamp IS NOT NULL GROUP BY contact_id",
+            [str(contact_engagement)],
+        ).df()
+    times = pd.to_datetime(first["t"], utc=True)
+    return dict(zip(first["contact_id"].astype(str), times, strict=True))

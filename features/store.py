@@ -34,6 +34,7 @@ from features.aggregation import (
     EventsInput,
     OfflineTables,
     build_offline_tables,
+    first_event_times,
     profile_table,
 )
 from features.decay import LAST_SEEN, CounterEvent, EngagementState, counter_columns
@@ -204,11 +205,16 @@ class FeatureStoreService:
         log.info("feature_repo_applied", project=PROJECT, online_store=self.settings.online_store)
 
     # ----------------------------------------------------------------------------------------------- offline
-    def write_profiles(self, profiles: Sequence[ContactProfile]) -> Path:
-        """Write the contact-profile feature table (replacing the previous one)."""
+    def write_profiles(
+        self, profiles: Sequence[ContactProfile], known_since: Mapping[str, pd.Timestamp] | None = None
+    ) -> Path:
+        """Write the contact-profile feature table (replacing the previous one).
+
+        ``known_since`` (contact id -> first event time) back-dates the stable profile facts
+        (``features.aggregation.profile_table``)."""
         path = self.offline_dir / CONTACT_PROFILE_TABLE
         self.settings.ensure_dirs()
-        profile_table(profiles, self.weights).to_parquet(path, index=False)
+        profile_table(profiles, self.weights, known_since).to_parquet(path, index=False)
         return path
 
     def write_contents(self, contents: Sequence[ContentBlock]) -> Path:
@@ -270,7 +276,7 @@ class FeatureStoreService:
         vocabulary is fixed here, from the written catalog's topics, and stored with the repository, so the
         tables, the views ``apply`` registers, ingestion and lookups agree; run ``apply`` after it.
         """
-        if profiles or not (self.offline_dir / CONTACT_PROFILE_TABLE).exists():
+        if not profiles and not (self.offline_dir / CONTACT_PROFILE_TABLE).exists():
             self.write_profiles(profiles)
         self._fix_vocabulary()
         catalog, topics = self.content_stages(), self.content_topics()
@@ -289,7 +295,7 @@ class FeatureStoreService:
                 "account_id": pd.Series([p.account_id for p in profiles], dtype=object),
             }
         )
-        return build_offline_tables(
+        tables = build_offline_tables(
             events,
             self.offline_dir,
             contents=contents,
@@ -297,6 +303,11 @@ class FeatureStoreService:
             weights=self.weights,
             vocabulary=self.vocabulary,
         )
+        if profiles:
+            # Stored profiles are the latest version: their stable facts count from the first event on, so
+            # training rows before ``updated_at`` see who the contact is.
+            self.write_profiles(profiles, first_event_times(tables.contact_engagement))
+        return tables
 
     def _fix_vocabulary(self) -> None:
         """Store the vocabulary of the written catalog's free-text topics (kept as it is without one)."""

@@ -186,3 +186,21 @@ def test_readiness_snapshots_stop_when_the_contact_becomes_a_customer() -> None:
 def test_bad_input(call, match: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_churn_counts_customers_seen_only_through_renewals_and_usage() -> None:
+    # customers who bought before the data begins never show a purchase, only renewals and usage
+    events = events_frame(
+        [
+            ("old", 0, "renewal", None),
+            ("old", 60, "cancellation", None),
+            ("user", 3, "product_usage", None),
+            ("lead", 0, "page_view", None),
+            ("z", 200, "page_view", None),
+        ]
+    )
+    got = by_day(label_snapshots(events, snaps([("old", 1), ("user", 1), ("user", 4), ("lead", 5)]), "churn"))
+    assert got == {("old", 1): 1, ("user", 4): 0}  # user is a customer from its first usage on
+    sampled = sample_snapshots(events, "churn", every=pd.Timedelta(days=7))
+    assert set(sampled["contact_id"]) == {"old", "user"}
+    assert sampled.loc[sampled["contact_id"] == "old", "label"].eq(1).all()

@@ -558,6 +558,18 @@ def test_bad_policy_answers_are_rejected_naming_the_problem(policy: Any, match: 
         JourneySimulator(n_contacts=60, n_days=5, seed=1, customer_share=0.0).run(policy)
 
 
+def test_leads_arrive_early_by_default_and_steadily_with_lead_arrival_days() -> None:
+    def identify_days(sim: JourneySimulator) -> pd.Series:
+        events = sim.run(UniformRandomPolicy(seed=3)).events
+        stamps = pd.to_datetime(events.loc[events["type"] == "identify", "timestamp"], utc=True)
+        return (stamps - pd.Timestamp(sim.start)).dt.days
+
+    default = identify_days(JourneySimulator(n_contacts=300, n_days=90, seed=3))
+    steady = identify_days(JourneySimulator(n_contacts=300, n_days=90, seed=3, lead_arrival_days=90))
+    assert default.max() < 30  # the first third of the run
+    assert steady.max() >= 80 and (steady >= 60).sum() > len(steady) / 5
+
+
 @pytest.mark.parametrize(
     "field, value, match",
     [
@@ -567,6 +579,7 @@ def test_bad_policy_answers_are_rejected_naming_the_problem(policy: Any, match: 
         ("customer_share", 1.0, "`customer_share` must be in \\[0, 1\\)"),
         ("start", datetime(2025, 1, 1), "`start` must be timezone-aware"),
         ("personas", (), "`personas` must name at least one persona"),
+        ("lead_arrival_days", 0, "`lead_arrival_days` must be None or an integer >= 1"),
     ],
 )
 def test_bad_simulator_parameters_are_rejected(field: str, value: Any, match: str) -> None:

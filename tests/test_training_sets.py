@@ -18,6 +18,7 @@ from training.training_sets import (
     FINAL_STATE_COLUMNS,
     SnapshotSampling,
     build_training_set,
+    labelled_snapshots,
     point_in_time_features,
     prepare_feature_store,
 )
@@ -104,6 +105,73 @@ def test_frame_has_the_training_contract(frame: pd.DataFrame) -> None:
     assert isinstance(frame["persona"].dtype, pd.CategoricalDtype)
     numeric = frame.drop(columns=["label", "snapshot_time"]).select_dtypes(exclude="category")
     assert (numeric.dtypes == "float64").all()
+
+
+PROFILE_FACTS = (
+    "persona",
+    "seniority",
+    "industry",
+    "company_size",
+    "country",
+    "budget",
+    "authority",
+    "need",
+    "timeline_months",
+)
+
+
+def test_profile_columns_are_filled_with_the_stored_profile_as_of_the_snapshot(
+    frame: pd.DataFrame, world: SimulationResult
+) -> None:
+    snapshots = labelled_snapshots(world.events, "readiness", SAMPLING)
+    assert (snapshots["snapshot_time"].to_numpy() == frame["snapshot_time"].to_numpy()).all()
+    stored = world.profiles_frame.set_index("contact_id").loc[snapshots["contact_id"]]
+    # every snapshot lies before the profiles' updated_at (the end of the run) and after the first event
+    assert (snapshots["snapshot_time"].to_numpy() < stored["updated_at"].to_numpy()).all()
+    for col in PROFILE_FACTS:
+        got, want = frame[col].reset_index(drop=True), stored[col].reset_index(drop=True)
+        filled = want.notna()
+        assert filled.any(), col
+        assert got.notna().equals(filled), col
+        if isinstance(got.dtype, pd.CategoricalDtype):
+            assert (got[filled].astype(str) == want[filled].astype(str)).all(), col
+        else:  # numbers and booleans arrive as floats
+            assert (got[filled] == want[filled].astype(float)).all(), col
+    assert frame["persona"].notna().all() and (frame["fit_points"] > 0).any()
+    # the points baseline is fit points + behaviour points, not behaviour alone
+    pd.testing.assert_series_equal(
+        frame["baseline_score"], frame["fit_points"] + frame["behaviour_points_now"], check_names=False
+    )
+
+
+def test_profile_funnel_state_is_not_back_dated(
+    full_store: FeatureStoreService, world: SimulationResult
+) -> None:
+    profiles = world.profiles_frame
+    updated = pd.Timestamp(profiles["updated_at"].iloc[0])
+    first = pd.to_datetime(
+        world.events.dropna(subset=["contact_id"]).groupby("contact_id")["timestamp"].min(), utc=True
+    )
+    ids = list(profiles["contact_id"].iloc[:5])
+    entity = pd.DataFrame(
+        {
+            "contact_id": ids * 3,
+            "event_timestamp": [first[c] - pd.Timedelta(hours=1) for c in ids]
+            + [updated - pd.Timedelta(days=1)] * len(ids)
+            + [updated + pd.Timedelta(days=1)] * len(ids),
+        }
+    )
+    got = full_store.historical_features(entity, "readiness_v1").set_index(["contact_id", "event_timestamp"])
+    stored = profiles.set_index("contact_id")
+    for k, cid in enumerate(ids):
+        before, between, after = (
+            got.loc[(cid, entity["event_timestamp"][k + n * len(ids)])] for n in range(3)
+        )
+        assert pd.isna(before["persona"]) and pd.isna(before["lead_status"])
+        assert between["persona"] == stored.loc[cid, "persona"]
+        assert pd.isna(between["lead_status"]), "the final funnel state must not be seen before updated_at"
+        assert after["persona"] == stored.loc[cid, "persona"]
+        assert after["lead_status"] == stored.loc[cid, "lead_status"]
 
 
 def test_too_short_history_is_a_clear_error(full_store: FeatureStoreService, world: SimulationResult) -> None:

@@ -8,8 +8,8 @@ happened.
 - readiness: the contact reaches SQL (``status_change`` with ``properties.status == "sql"``), asks for a
 demo or
   a consultation (``demo_request``, ``contact_request``) or an opportunity opens, within 30 days by default.
-- churn: a customer (has a ``purchase``) cancels (``cancellation``) or fails to renew (the CRM marks them
-  ``status_change`` to ``churned``) within 90 days by default.
+- churn: a customer (a ``purchase``, ``renewal`` or ``product_usage`` seen) cancels (``cancellation``) or
+  fails to renew (the CRM marks them ``status_change`` to ``churned``) within 90 days by default.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ READINESS_EVENTS = frozenset({"demo_request", "contact_request", "opportunity_op
 CHURN_EVENTS = frozenset({"cancellation"})
 CUSTOMER_EVENTS = frozenset({"purchase", "renewal", "product_usage", "cancellation"})
 """Events only a customer produces: from the first of them on, a contact is churn's, no longer readiness's."""
+PAYING_EVENTS = frozenset({"purchase", "renewal", "product_usage"})
+"""Events that show a contact is a paying customer: churn snapshots start at the first of them (customers who
+bought before the data begins show up through renewals and usage, never through a purchase)."""
 LabelKind = Literal["readiness", "churn"]
 
 
@@ -89,7 +92,8 @@ def label_snapshots(
     """Return ``snapshots`` (contact_id, snapshot_time) with a 0/1 ``label`` column, keeping only valid rows.
 
     Valid: the label window ends by ``data_end`` (default: the last event), the outcome has not already
-    happened at or before the snapshot, for churn the contact is a customer (a purchase at or before it) and
+    happened at or before the snapshot, for churn the contact is a customer (one of :data:`PAYING_EVENTS` at
+    or before it) and
     for readiness it is still a lead (no :data:`CUSTOMER_EVENTS` at or before it): sales calls leads, and a
     customer, who cannot "become ready", would only pad the negatives.
     """
@@ -110,8 +114,8 @@ def label_snapshots(
     first_outcome = _first_per_contact(outcomes)
     snaps = snaps[~(snaps["contact_id"].map(first_outcome) <= snaps["snapshot_time"])]
     if kind == "churn":
-        first_purchase = _first_per_contact(ev[ev["type"] == "purchase"])
-        snaps = snaps[snaps["contact_id"].map(first_purchase) <= snaps["snapshot_time"]]
+        first_paying = _first_per_contact(ev[ev["type"].isin(PAYING_EVENTS)])
+        snaps = snaps[snaps["contact_id"].map(first_paying) <= snaps["snapshot_time"]]
     else:
         first_customer = _first_per_contact(ev[ev["type"].isin(CUSTOMER_EVENTS)])
         snaps = snaps[~(snaps["contact_id"].map(first_customer) <= snaps["snapshot_time"])]
@@ -144,8 +148,8 @@ def sample_snapshots(
 ) -> pd.DataFrame:
     """Snapshot times per contact on a grid of ``every``, at most ``max_per_contact`` per contact.
 
-    The grid runs from first activity (first purchase for churn) until the outcome or the last complete label
-    window, at most ``max_per_contact`` each.
+    The grid runs from first activity (first of :data:`PAYING_EVENTS` for churn) until the outcome or the
+    last complete label window, at most ``max_per_contact`` each.
 
     Capping per contact keeps contacts with long histories from dominating the training set; sampling on a
     fixed grid (not at event times) keeps the snapshot moment itself from carrying information. Labels are
@@ -162,7 +166,7 @@ def sample_snapshots(
     rng = np.random.default_rng(seed)
     start_from = ev.groupby("contact_id")["timestamp"].min()
     if kind == "churn":
-        start_from = _first_per_contact(ev[ev["type"] == "purchase"])
+        start_from = _first_per_contact(ev[ev["type"].isin(PAYING_EVENTS)])
     first_outcome = _first_per_contact(outcome_events(events, kind))
     end = ev["timestamp"].max()
     rows: list[tuple[str, pd.Timestamp]] = []

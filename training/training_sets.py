@@ -24,8 +24,9 @@ from features.event_store import EventStore, open_settings_event_store
 from features.schemas import ContactProfile, ContentBlock
 from features.store import FeatureStoreService
 from ripen.settings import Settings
-from training.labels import as_utc_ns, sample_snapshots
-from training.scorer_training import TrainingResult, train_and_register
+from training.labels import CHURN_HORIZON, READINESS_HORIZON, as_utc_ns, sample_snapshots
+from training.score_comparison import ScoreComparison, compare_scores
+from training.scorer_training import TrainingResult, fit_and_evaluate, train_and_register
 
 log = structlog.get_logger(__name__)
 
@@ -125,16 +126,12 @@ def point_in_time_features(
     return features
 
 
-def build_training_set(
-    store: FeatureStoreService,
-    events: pd.DataFrame,
-    kind: ScorerKind,
-    sampling: SnapshotSampling | None = None,
+def labelled_snapshots(
+    events: pd.DataFrame, kind: ScorerKind, sampling: SnapshotSampling | None = None
 ) -> pd.DataFrame:
-    """One row per labelled snapshot: feature columns, ``label``, ``snapshot_time``, ``baseline_score``.
+    """The labelled snapshots (``contact_id``, ``snapshot_time``, ``label``) the training set is built on.
 
-    ``store`` must already hold the offline tables for ``events`` (see :func:`prepare_feature_store`). The
-    frame fits ``training.scorer_training.train_and_register`` as is.
+    Raises a clear error when no snapshot has a complete label window or all share one label.
     """
     sampling = sampling or SnapshotSampling()
     if events.empty:
@@ -155,6 +152,11 @@ def build_training_set(
         )
     if snapshots["label"].nunique() < 2:
         raise ValueError(f"all {len(snapshots)} {kind} snapshots have label {snapshots['label'].iloc[0]}")
+    return snapshots
+
+
+def training_frame(store: FeatureStoreService, snapshots: pd.DataFrame, kind: ScorerKind) -> pd.DataFrame:
+    """Point-in-time features of labelled ``snapshots`` plus ``label`` and ``snapshot_time``, row for row."""
     features = point_in_time_features(store, snapshots, kind)
     frame = features.assign(
         label=snapshots["label"].astype(int).to_numpy(),
@@ -169,6 +171,61 @@ def build_training_set(
         features=frame.shape[1] - 3,
     )
     return frame
+
+
+def build_training_set(
+    store: FeatureStoreService,
+    events: pd.DataFrame,
+    kind: ScorerKind,
+    sampling: SnapshotSampling | None = None,
+) -> pd.DataFrame:
+    """One row per labelled snapshot: feature columns, ``label``, ``snapshot_time``, ``baseline_score``.
+
+    ``store`` must already hold the offline tables for ``events`` (see :func:`prepare_feature_store`). The
+    frame fits ``training.scorer_training.train_and_register`` as is.
+    """
+    return training_frame(store, labelled_snapshots(events, kind, sampling), kind)
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    """A scorer fitted on a prepared store's events and compared with the points score on its test rows."""
+
+    kind: ScorerKind
+    n_rows: int
+    n_positives: int
+    comparison: ScoreComparison
+
+
+def compare_with_points(
+    store: FeatureStoreService,
+    events: pd.DataFrame,
+    kind: ScorerKind,
+    sampling: SnapshotSampling | None = None,
+    *,
+    seed: int = 7,
+    n_resamples: int = 1000,
+) -> BaselineComparison:
+    """Fit on the purged time split (no MLflow) and compare model and points score on the test rows.
+
+    The bootstrap resamples contacts (``training.score_comparison``); nothing is logged or registered.
+    """
+    sampling = sampling or SnapshotSampling()
+    snapshots = labelled_snapshots(events, kind, sampling)
+    # the contact id as index: the time split keeps it, so the bootstrap can resample contacts
+    frame = training_frame(store, snapshots, kind).set_axis(snapshots["contact_id"].to_numpy())
+    horizon = sampling.horizon or (READINESS_HORIZON if kind == "readiness" else CHURN_HORIZON)
+    held_out = fit_and_evaluate(frame, horizon=horizon, seed=seed)
+    test = held_out.test
+    comparison = compare_scores(
+        test["label"].to_numpy(),
+        held_out.probability,
+        test["baseline_score"].to_numpy(),
+        groups=test.index.to_numpy(),
+        n_resamples=n_resamples,
+        seed=seed,
+    )
+    return BaselineComparison(kind, len(frame), int(frame["label"].sum()), comparison)
 
 
 @dataclass(frozen=True)

@@ -156,12 +156,18 @@ class JourneySimulator:
     start: datetime = DEFAULT_START
     conversion_window_days: int = 14
     record_context: bool = False
+    lead_arrival_days: int | None = None
+    """New leads identify on a uniform day in ``[0, lead_arrival_days)``; ``None``: the first third of the
+    run, at most 60 days. A steady inflow (e.g. ``n_days``) keeps fresh leads in a late test window."""
 
     def __post_init__(self) -> None:
         for name, low in (("n_contacts", 1), ("n_days", 1), ("step_days", 1), ("conversion_window_days", 0)):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value < low:
                 raise ValueError(f"`{name}` must be an integer >= {low}, but got {value!r}")
+        arrival = self.lead_arrival_days
+        if arrival is not None and (not isinstance(arrival, int | np.integer) or arrival < 1):
+            raise ValueError(f"`lead_arrival_days` must be None or an integer >= 1, but got {arrival!r}")
         if not 0.0 <= self.customer_share < 1.0:
             raise ValueError(f"`customer_share` must be in [0, 1), but got {self.customer_share}")
         if self.start.tzinfo is None:
@@ -197,6 +203,7 @@ class JourneySimulator:
             self.n_days,
             self.customer_share,
             rng,
+            self.lead_arrival_days,
         )
         start_us = int(self.start.astimezone(UTC).timestamp()) * 1_000_000
         self.world_ = World(pop, self.catalog_arrays, self.personas, self.reward_weights, start_us, rng)

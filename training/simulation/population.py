@@ -1,8 +1,8 @@
 """The synthetic population: observable profile facts and the hidden starting state of every contact.
 
 Most contacts start as new leads who browse anonymously until they identify themselves (a form fill) on a day
-inside the first third of the run; a share starts as existing customers, so churn and renewals happen in a
-180-day run too.
+inside the first third of the run (or, with ``lead_arrival_days``, a steady inflow over that many days); a
+share starts as existing customers, so churn and renewals happen in a 180-day run too.
 """
 
 from __future__ import annotations
@@ -109,8 +109,13 @@ def sample_population(
     n_days: int,
     customer_share: float,
     rng: np.random.Generator,
+    lead_arrival_days: int | None = None,
 ) -> Population:
-    """Draw ``n`` contacts: personas by share, firmographics, consent, hidden interests and starting state."""
+    """Draw ``n`` contacts: personas by share, firmographics, consent, hidden interests and starting state.
+
+    New leads identify themselves on a uniform day in ``[0, lead_arrival_days)``; ``None`` means the first
+    third of the run, at most 60 days.
+    """
     shares = np.array([p.share for p in personas], float)
     persona = rng.choice(len(personas), size=n, p=shares / shares.sum())
     b2b = np.array([p.b2b for p in personas])[persona]
@@ -125,7 +130,8 @@ def sample_population(
     interest = prior[persona] * rng.gamma(1.0, 1.0, size=(n, len(topics)))
     buyers = np.array([p.buy_propensity > 0 for p in personas])[persona]
     customer = (rng.random(n) < customer_share) & buyers
-    identify_day = np.where(customer, 0, rng.integers(0, max(1, min(60, n_days // 3)), n))
+    arrival = lead_arrival_days if lead_arrival_days is not None else max(1, min(60, n_days // 3))
+    identify_day = np.where(customer, 0, rng.integers(0, arrival, n))
     stage = np.where(
         customer, STAGE["retention"], np.where(rng.random(n) < 0.8, STAGE["awareness"], STAGE["information"])
     )
