@@ -15,9 +15,10 @@ Guarantees, checked by ``tests/test_decision_log.py`` on both backends:
 
 Storage: the action features of the candidate blocks are stored once per catalog version
 (``policy_action_catalogs``, keyed by a content hash of the ids and features); a decision row keeps its
-catalog version, ``[position, probability]`` per eligible block, ``[position, reason]`` per exclusion and its
-context. Readers rebuild the full ``DecisionRecord``. Rows written before catalog versions existed
-(``catalog_version`` NULL: features inline) are read as they are; opening an older database adds the column.
+catalog version, ``[position, probability]`` per eligible block, ``[reason, [position, ...]]`` per run of
+exclusions with one reason, and its context. Readers rebuild the full ``DecisionRecord``. Rows written
+before catalog versions existed (``catalog_version`` NULL: features inline) are read as they are; opening
+an older database adds the column.
 """
 
 from __future__ import annotations
@@ -661,6 +662,7 @@ def _catalogs_of(records: Sequence[DecisionRecord]) -> list[ActionCatalog]:
     return [c for c in out if c is not None]
 
 
+_POSITIONS = [str(j) for j in range(4096)]
 _POSITION_JSON = [f"[{j}, " for j in range(4096)]
 
 
@@ -680,14 +682,31 @@ def _eligible_json(eligible: Sequence[EligibleAction], catalog: ActionCatalog) -
     return "[" + ", ".join(parts) + "]"
 
 
-@functools.lru_cache(maxsize=65_536)
-def _exclusion_json(position: int | str, reason: str) -> str:
-    return json.dumps([position, reason])
+@functools.lru_cache(maxsize=1024)
+def _reason_json(reason: str) -> str:
+    return json.dumps(reason)
+
+
+def _exclusions_json(exclusions: Sequence[ExcludedCandidate], position: Mapping[str, int]) -> str:
+    """``[[reason, [position, ...]], ...]``: consecutive exclusions with one reason share it (order kept);
+    a block outside the catalog is named by its id. A contact without consent is ~50 positions, not ~50
+    ``[id, reason]`` pairs."""
+    runs: list[str] = []
+    reason: str | None = None
+    items: list[str] = []
+    for e in exclusions:
+        if e.reason != reason:
+            if items:
+                runs.append(f"[{_reason_json(reason)}, [{', '.join(items)}]]")  # type: ignore[arg-type]
+            reason, items = e.reason, []
+        j = position.get(e.content_id)
+        items.append(json.dumps(e.content_id) if j is None else _POSITIONS[j] if j < 4096 else str(j))
+    if items:
+        runs.append(f"[{_reason_json(reason)}, [{', '.join(items)}]]")  # type: ignore[arg-type]
+    return "[" + ", ".join(runs) + "]"
 
 
 def _decision_row(r: DecisionRecord, catalog: ActionCatalog) -> dict[str, Any]:
-    position = catalog.position
-    exclusions = [_exclusion_json(position.get(e.content_id, e.content_id), e.reason) for e in r.exclusions]
     return {
         "event_id": r.event_id,
         "decided_at": r.decided_at.astimezone(UTC),
@@ -699,7 +718,7 @@ def _decision_row(r: DecisionRecord, catalog: ActionCatalog) -> dict[str, Any]:
         "context": json.dumps(dict(r.context), sort_keys=True, default=str),
         "context_features": json.dumps(list(r.context_features)),
         "eligible": _eligible_json(r.eligible, catalog),
-        "exclusions": "[" + ", ".join(exclusions) + "]",
+        "exclusions": _exclusions_json(r.exclusions, catalog.position),
         "wait_until": r.wait_until.astimezone(UTC) if r.wait_until else None,
         "catalog_version": catalog.version,
     }
@@ -717,7 +736,8 @@ def _record_from_row(m: Mapping[Any, Any], catalog: ActionCatalog | None) -> Dec
         eligible = tuple(EligibleAction(ids[j], p, features[j]) for j, p in json.loads(m["eligible"]))
         exclusions = tuple(
             ExcludedCandidate(ids[c] if isinstance(c, int) else c, reason)
-            for c, reason in json.loads(m["exclusions"])
+            for reason, run in json.loads(m["exclusions"])
+            for c in run
         )
     return DecisionRecord(
         event_id=m["event_id"],

@@ -258,7 +258,7 @@ def test_rows_refer_to_one_stored_catalog_and_stay_plain_json(settings: Settings
             json.dumps([[ids.index(e.content_id), e.probability] for e in record.eligible]),
             json.dumps(
                 [
-                    [ids.index(e.content_id) if e.content_id in ids else e.content_id, e.reason]
+                    [e.reason, [ids.index(e.content_id) if e.content_id in ids else e.content_id]]
                     for e in record.exclusions
                 ]
             ),  # fmt: skip
@@ -276,7 +276,10 @@ def test_records_round_trip_exactly_with_their_catalog_stored_once(log: Decision
     catalog = ActionCatalog(("wp-1", "eb-2", "aw-1"), ((1.0, 0.0), (0.0, 1.0), (0.5, 0.5)))
     with_catalog = [replace(decision(f"k{i}", minutes=i), catalog=catalog) for i in range(3)]
     without = [decision("w1", minutes=5), decision("w2", minutes=6, content=None)]
-    later = replace(decision("k9", minutes=9), catalog=catalog)
+    runs = (("eb-2", "consumed"), ("aw-1", "consumed"), ("zz-9", "stage_mismatch"), ("wp-1", "consumed"))
+    later = replace(
+        decision("k9", minutes=9), catalog=catalog, exclusions=tuple(ExcludedCandidate(*e) for e in runs)
+    )
     log.log(with_catalog)
     log.log(without)
     log.log([later])  # a version already stored is not stored again
@@ -284,6 +287,9 @@ def test_records_round_trip_exactly_with_their_catalog_stored_once(log: Decision
     assert back == [*with_catalog, *without, later]
     assert back[0].catalog == catalog and back[0].catalog.version == catalog.version
     assert log.get("w2") == without[1] and log.get("k9") == later
+    with log._tx() as conn:  # noqa: SLF001 - runs of one reason, in order; a block outside by its id
+        raw = conn.execute(sa.select(decisions_table.c.exclusions).where(decisions_table.c.event_id == "k9"))
+        assert raw.scalar_one() == '[["consumed", [1, 2]], ["stage_mismatch", ["zz-9"]], ["consumed", [0]]]'
     with log._tx() as conn:  # noqa: SLF001
         versions = conn.execute(sa.select(catalogs_table.c.catalog_version)).scalars().all()
     derived = back[3].catalog
