@@ -15,17 +15,19 @@ Guarantees, checked by ``tests/test_decision_log.py`` on both backends:
 
 Storage: the action features of the candidate blocks are stored once per catalog version
 (``policy_action_catalogs``, keyed by a content hash of the ids and features); a decision row keeps its
-catalog version, ``[position, probability]`` per eligible block, ``[reason, [position, ...]]`` per run of
-exclusions with one reason, and its context. Readers rebuild the full ``DecisionRecord``. Rows written
-before catalog versions existed (``catalog_version`` NULL: features inline) are read as they are; opening
-an older database adds the column.
+catalog version, ``[[position, ...], [probability, ...]]`` of the eligible blocks, ``[reason, [position,
+...]]`` per run of exclusions with one reason, and its context. Readers rebuild the full
+``DecisionRecord``. Rows written before catalog versions existed (``catalog_version`` NULL: features
+inline) are read as they are; opening an older database adds the column.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
+import operator
 import queue
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -95,13 +97,17 @@ class ActionCatalog:
         return {cid: j for j, cid in enumerate(self.content_ids)}
 
     @cached_property
+    def position_json(self) -> dict[str, str]:
+        """Each content id's position as JSON text (what decision rows store)."""
+        return {cid: str(j) for j, cid in enumerate(self.content_ids)}
+
+    @cached_property
     def _json(self) -> str:
         return json.dumps([list(self.content_ids), [list(f) for f in self.features]])
 
 
-@dataclass(frozen=True)
-class ExcludedCandidate:
-    """A candidate a guardrail removed and the reason code."""
+class ExcludedCandidate(NamedTuple):
+    """A candidate a guardrail removed and the reason code (a named tuple, like ``EligibleAction``)."""
 
     content_id: str
     reason: str
@@ -629,12 +635,6 @@ def _reward_from_row(m: Mapping[Any, Any]) -> RewardRecord:
     )
 
 
-def _number_json(value: float) -> str:
-    """``json.dumps`` of one number; a finite Python float is its ``repr`` (what json writes) at a tenth of
-    the cost."""
-    return value.__repr__() if type(value) is float and value - value == 0.0 else json.dumps(value)
-
-
 def _catalogs_of(records: Sequence[DecisionRecord]) -> list[ActionCatalog]:
     """Each record's catalog: its own, or one derived from the eligible blocks of the records without one
     (consecutive records share a derived catalog until a block shows different features)."""
@@ -662,24 +662,24 @@ def _catalogs_of(records: Sequence[DecisionRecord]) -> list[ActionCatalog]:
     return [c for c in out if c is not None]
 
 
-_POSITIONS = [str(j) for j in range(4096)]
-_POSITION_JSON = [f"[{j}, " for j in range(4096)]
-
-
 def _eligible_json(eligible: Sequence[EligibleAction], catalog: ActionCatalog) -> str:
-    """``[[position, probability], ...]``: the block's position in ``catalog`` and the exact probability."""
-    position, features = catalog.position, catalog.features
-    parts = []
-    for e in eligible:
-        j = position.get(e.content_id)
-        if j is None:
-            raise ValueError(f"eligible block {e.content_id!r} is not in catalog {catalog.version[:12]}")
-        if e.features is not features[j] and tuple(e.features) != features[j]:
-            raise ValueError(
-                f"eligible block {e.content_id!r} has other features than catalog {catalog.version[:12]}"
-            )
-        parts.append((_POSITION_JSON[j] if j < 4096 else f"[{j}, ") + _number_json(e.probability) + "]")
-    return "[" + ", ".join(parts) + "]"
+    """``[[position, ...], [probability, ...]]``: each block's position in ``catalog`` and its exact
+    probability, as two lists so the whole row is one C-encoded ``json.dumps``."""
+    if not eligible:
+        return "[[], []]"
+    ids, probabilities, features = zip(*eligible, strict=True)
+    try:
+        positions = list(map(catalog.position.__getitem__, ids))
+    except KeyError as exc:
+        raise ValueError(f"eligible block {exc.args[0]!r} is not in catalog {catalog.version[:12]}") from None
+    # The record builder shares the catalog's feature tuples, so identity settles almost every block.
+    if not all(map(operator.is_, features, map(catalog.features.__getitem__, positions))):
+        for cid, f, j in zip(ids, features, positions, strict=True):
+            if tuple(f) != catalog.features[j]:
+                raise ValueError(
+                    f"eligible block {cid!r} has other features than catalog {catalog.version[:12]}"
+                )
+    return json.dumps([positions, list(probabilities)])
 
 
 @functools.lru_cache(maxsize=1024)
@@ -687,22 +687,15 @@ def _reason_json(reason: str) -> str:
     return json.dumps(reason)
 
 
-def _exclusions_json(exclusions: Sequence[ExcludedCandidate], position: Mapping[str, int]) -> str:
+def _exclusions_json(exclusions: Sequence[ExcludedCandidate], catalog: ActionCatalog) -> str:
     """``[[reason, [position, ...]], ...]``: consecutive exclusions with one reason share it (order kept);
     a block outside the catalog is named by its id. A contact without consent is ~50 positions, not ~50
     ``[id, reason]`` pairs."""
-    runs: list[str] = []
-    reason: str | None = None
-    items: list[str] = []
-    for e in exclusions:
-        if e.reason != reason:
-            if items:
-                runs.append(f"[{_reason_json(reason)}, [{', '.join(items)}]]")  # type: ignore[arg-type]
-            reason, items = e.reason, []
-        j = position.get(e.content_id)
-        items.append(json.dumps(e.content_id) if j is None else _POSITIONS[j] if j < 4096 else str(j))
-    if items:
-        runs.append(f"[{_reason_json(reason)}, [{', '.join(items)}]]")  # type: ignore[arg-type]
+    positions = catalog.position_json
+    runs = [
+        f"[{_reason_json(reason)}, [{', '.join([positions.get(c) or json.dumps(c) for c, _ in run])}]]"
+        for reason, run in itertools.groupby(exclusions, operator.itemgetter(1))
+    ]
     return "[" + ", ".join(runs) + "]"
 
 
@@ -718,7 +711,7 @@ def _decision_row(r: DecisionRecord, catalog: ActionCatalog) -> dict[str, Any]:
         "context": json.dumps(dict(r.context), sort_keys=True, default=str),
         "context_features": json.dumps(list(r.context_features)),
         "eligible": _eligible_json(r.eligible, catalog),
-        "exclusions": _exclusions_json(r.exclusions, catalog.position),
+        "exclusions": _exclusions_json(r.exclusions, catalog),
         "wait_until": r.wait_until.astimezone(UTC) if r.wait_until else None,
         "catalog_version": catalog.version,
     }
@@ -733,7 +726,10 @@ def _record_from_row(m: Mapping[Any, Any], catalog: ActionCatalog | None) -> Dec
         exclusions = tuple(ExcludedCandidate(c, reason) for c, reason in json.loads(m["exclusions"]))
     else:
         ids, features = catalog.content_ids, catalog.features
-        eligible = tuple(EligibleAction(ids[j], p, features[j]) for j, p in json.loads(m["eligible"]))
+        positions, probabilities = json.loads(m["eligible"])
+        eligible = tuple(
+            EligibleAction(ids[j], p, features[j]) for j, p in zip(positions, probabilities, strict=True)
+        )
         exclusions = tuple(
             ExcludedCandidate(ids[c] if isinstance(c, int) else c, reason)
             for reason, run in json.loads(m["exclusions"])

@@ -255,7 +255,9 @@ def test_rows_refer_to_one_stored_catalog_and_stay_plain_json(settings: Settings
     assert json.loads(features_json)[3] == [-0.0, 2.5e17]
     for record in records:
         assert raw[record.event_id] == (
-            json.dumps([[ids.index(e.content_id), e.probability] for e in record.eligible]),
+            json.dumps(
+                [[ids.index(e.content_id) for e in record.eligible], [e.probability for e in record.eligible]]
+            ),  # fmt: skip
             json.dumps(
                 [
                     [e.reason, [ids.index(e.content_id) if e.content_id in ids else e.content_id]]
