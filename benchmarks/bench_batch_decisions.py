@@ -227,6 +227,11 @@ def main() -> None:
     parser.add_argument(
         "--no-log", action="store_true", help="Count decision-log records instead of storing."
     )
+    parser.add_argument(
+        "--collector-on",
+        action="store_true",
+        help="Keep the garbage collector on while deciding (as API jobs do); default: paused, as the CLI.",
+    )
     parser.add_argument("--single-repeats", type=int, default=500, help="Runs of the n = 1 latency check.")
     parser.add_argument("--dir", type=Path, default=None, help="Working directory (default: a temp dir).")
     args = parser.parse_args()
@@ -257,6 +262,7 @@ def main() -> None:
                 out=Path(tmp) / "decisions.parquet",
                 run_id="bench",
                 progress=lambda done, total: progress.update(task, completed=done),
+                pause_collector=not args.collector_on,
             )
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         out_mb = (Path(tmp) / "decisions.parquet").stat().st_size / 1e6

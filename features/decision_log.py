@@ -12,13 +12,22 @@ Guarantees, checked by ``tests/test_decision_log.py`` on both backends:
   ``observed_at`` wins, then the larger reward; rewards for unknown decisions are counted and not stored;
 - ``erase_contact`` deletes the contact's decisions and rewards, keeping only anonymized aggregates
   (decisions and reward sums per policy version, action and content) and an audit row with a hashed id.
+
+Storage: the action features of the candidate blocks are stored once per catalog version
+(``policy_action_catalogs``, keyed by a content hash of the ids and features); a decision row keeps its
+catalog version, ``[[position, ...], [probability, ...]]`` of the eligible blocks, ``[reason, [position,
+...]]`` per run of exclusions with one reason, and its context. Readers rebuild the full
+``DecisionRecord``. Rows written before catalog versions existed (``catalog_version`` NULL: features
+inline) are read as they are; opening an older database adds the column.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
+import operator
 import queue
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,8 +35,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pandas as pd
 import sqlalchemy as sa
@@ -47,9 +57,11 @@ class RewardSource(StrEnum):
 _PRECEDENCE = {RewardSource.JOINED: 0, RewardSource.EXPLICIT: 1}
 
 
-@dataclass(frozen=True)
-class EligibleAction:
-    """One candidate the guardrails let through, with the probability the policy gave it and its features."""
+class EligibleAction(NamedTuple):
+    """One candidate the guardrails let through, with the probability the policy gave it and its features.
+
+    A named tuple: a bulk run builds tens of millions of them, at a third of a frozen dataclass's cost.
+    """
 
     content_id: str
     probability: float
@@ -57,8 +69,45 @@ class EligibleAction:
 
 
 @dataclass(frozen=True)
-class ExcludedCandidate:
-    """A candidate a guardrail removed and the reason code."""
+class ActionCatalog:
+    """The candidate blocks' ids and encoded action features, stored once per ``version`` (a content hash).
+
+    content_ids: shape (k,); features: k tuples of one length. Decision rows refer to blocks by position.
+    """
+
+    content_ids: tuple[str, ...]
+    features: tuple[tuple[float, ...], ...]
+
+    def __post_init__(self) -> None:
+        if len(self.content_ids) != len(self.features):
+            raise ValueError(
+                f"`features` must have one row per content id ({len(self.content_ids)}), "
+                f"but got {len(self.features)}"
+            )
+        if len(set(self.content_ids)) != len(self.content_ids):
+            raise ValueError("`content_ids` must be unique within a catalog")
+
+    @cached_property
+    def version(self) -> str:
+        """SHA-256 of the canonical JSON of ids and features: equal catalogs share one stored row."""
+        return hashlib.sha256(self._json.encode()).hexdigest()
+
+    @cached_property
+    def position(self) -> dict[str, int]:
+        return {cid: j for j, cid in enumerate(self.content_ids)}
+
+    @cached_property
+    def position_json(self) -> dict[str, str]:
+        """Each content id's position as JSON text (what decision rows store)."""
+        return {cid: str(j) for j, cid in enumerate(self.content_ids)}
+
+    @cached_property
+    def _json(self) -> str:
+        return json.dumps([list(self.content_ids), [list(f) for f in self.features]])
+
+
+class ExcludedCandidate(NamedTuple):
+    """A candidate a guardrail removed and the reason code (a named tuple, like ``EligibleAction``)."""
 
     content_id: str
     reason: str
@@ -81,6 +130,9 @@ class DecisionRecord:
     eligible: tuple[EligibleAction, ...] = ()
     exclusions: tuple[ExcludedCandidate, ...] = ()
     wait_until: datetime | None = None
+    catalog: ActionCatalog | None = field(default=None, compare=False, repr=False)
+    """The catalog the eligible blocks' features come from (one stored copy per version); when omitted,
+    ``log`` derives one from the records it is given."""
 
     def __post_init__(self) -> None:
         if self.decided_at.tzinfo is None:
@@ -124,6 +176,7 @@ class _PendingWrite:
     """One ``log`` call's rows waiting for the writer; ``done`` is set once committed (or failed)."""
 
     rows: list[dict[str, Any]]
+    catalogs: dict[str, ActionCatalog] = field(default_factory=dict)
     done: threading.Event = field(default_factory=threading.Event)
     stored: int = 0
     error: BaseException | None = None
@@ -153,6 +206,15 @@ decisions_table = sa.Table(
     sa.Column("eligible", sa.Text, nullable=False),
     sa.Column("exclusions", sa.Text, nullable=False),
     sa.Column("wait_until", sa.DateTime(timezone=True)),
+    sa.Column("catalog_version", sa.String(64)),
+)
+catalogs_table = sa.Table(
+    "policy_action_catalogs",
+    metadata,
+    sa.Column("catalog_version", sa.String(64), primary_key=True),
+    sa.Column("content_ids", sa.Text, nullable=False),
+    sa.Column("features", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 rewards_table = sa.Table(
     "policy_rewards",
@@ -213,6 +275,9 @@ class DecisionLog:
         if self._engine.dialect.name == "sqlite":
             sa.event.listen(self._engine, "connect", _sqlite_pragmas)
         metadata.create_all(self._engine)
+        _add_catalog_version_column(self._engine)
+        self._catalogs: dict[str, ActionCatalog] = {}
+        """Catalog versions known to be stored (written or read by this instance); they are never deleted."""
         self._pending: queue.SimpleQueue[_PendingWrite | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
@@ -247,7 +312,9 @@ class DecisionLog:
         """
         if not records:
             return LogResult(0, 0)
-        pending = _PendingWrite([_decision_row(r) for r in records])
+        catalogs = _catalogs_of(records)
+        rows = [_decision_row(r, c) for r, c in zip(records, catalogs, strict=True)]
+        pending = _PendingWrite(rows, {c.version: c for c in dict.fromkeys(catalogs)})
         with self._writer_lock:
             if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(
@@ -291,13 +358,35 @@ class DecisionLog:
             .returning(decisions_table.c.event_id)
         )
         rows = [row for write in batch for row in write.rows]
+        catalogs = {v: c for write in batch for v, c in write.catalogs.items() if v not in self._catalogs}
+        counts: list[int] | None = None
         try:
             inserted: set[str] = set()
             with self._tx() as conn:
-                for start in range(0, len(rows), 1000):
-                    # RETURNING lists only rows really inserted, on both backends (rowcount is not portable).
-                    inserted.update(conn.execute(stmt, rows[start : start + 1000]).scalars())
+                if catalogs:  # in the rows' transaction: a committed row's catalog is always there
+                    now = datetime.now(UTC)
+                    conn.execute(
+                        self._insert(catalogs_table).on_conflict_do_nothing(
+                            index_elements=["catalog_version"]
+                        ),
+                        [
+                            {
+                                "catalog_version": v,
+                                "content_ids": json.dumps(list(c.content_ids)),
+                                "features": json.dumps([list(f) for f in c.features]),
+                                "created_at": now,
+                            }
+                            for v, c in catalogs.items()
+                        ],
+                    )
+                if self._engine.dialect.name == "sqlite":
+                    counts = _insert_sqlite(conn, batch)
+                else:
+                    for start in range(0, len(rows), 1000):
+                        # RETURNING lists only rows really inserted (rowcount is not portable).
+                        inserted.update(conn.execute(stmt, rows[start : start + 1000]).scalars())
             self.transactions += 1
+            self._catalogs.update(catalogs)
         except Exception as exc:  # noqa: BLE001 - reported to the caller(s) whose rows caused it
             if len(batch) > 1:
                 for write in batch:
@@ -305,6 +394,11 @@ class DecisionLog:
                 return
             batch[0].error = exc
             batch[0].done.set()
+            return
+        if counts is not None:
+            for write, stored in zip(batch, counts, strict=True):
+                write.stored = stored
+                write.done.set()
             return
         for write in batch:  # the first call holding an id stored it; later ones (and repeats) are duplicates
             for row in write.rows:
@@ -318,7 +412,9 @@ class DecisionLog:
             row = conn.execute(
                 sa.select(decisions_table).where(decisions_table.c.event_id == event_id)
             ).first()
-        return None if row is None else _record_from_row(row._mapping)
+            if row is None:
+                return None
+            return self._records(conn, [row._mapping])[0]
 
     def decisions(
         self, start: datetime | None = None, end: datetime | None = None, contact_id: str | None = None
@@ -332,7 +428,24 @@ class DecisionLog:
         if contact_id is not None:
             query = query.where(decisions_table.c.contact_id == contact_id)
         with self._tx() as conn:
-            return [_record_from_row(row._mapping) for row in conn.execute(query)]
+            return self._records(conn, [row._mapping for row in conn.execute(query)])
+
+    def _records(self, conn: Connection, rows: Sequence[Mapping[Any, Any]]) -> list[DecisionRecord]:
+        """Rows back to full records, each catalog version read once (and cached: versions never change)."""
+        wanted = {m["catalog_version"] for m in rows} - {None} - set(self._catalogs)
+        if wanted:
+            found = conn.execute(
+                sa.select(catalogs_table).where(catalogs_table.c.catalog_version.in_(sorted(wanted)))
+            )
+            for row in found:
+                catalog = ActionCatalog(
+                    tuple(json.loads(row.content_ids)), tuple(tuple(f) for f in json.loads(row.features))
+                )
+                self._catalogs[row.catalog_version] = catalog
+        missing = wanted - set(self._catalogs)
+        if missing:
+            raise LookupError(f"decision rows refer to catalog versions not stored: {sorted(missing)}")
+        return [_record_from_row(m, self._catalogs.get(m["catalog_version"])) for m in rows]
 
     def count(self) -> int:
         with self._tx() as conn:
@@ -531,29 +644,108 @@ def _reward_from_row(m: Mapping[Any, Any]) -> RewardRecord:
     )
 
 
-@functools.lru_cache(maxsize=65_536)
-def _json_of(value: tuple[Any, ...]) -> str:
-    """JSON of a tuple that recurs across rows (a block's action features, an exclusion), encoded once."""
-    return json.dumps(list(value))
+def _catalogs_of(records: Sequence[DecisionRecord]) -> list[ActionCatalog]:
+    """Each record's catalog: its own, or one derived from the eligible blocks of the records without one
+    (consecutive records share a derived catalog until a block shows different features)."""
+    out: list[ActionCatalog | None] = [r.catalog for r in records]
+    group: list[int] = []
+    blocks: dict[str, tuple[float, ...]] = {}
+
+    def flush() -> None:
+        catalog = ActionCatalog(tuple(blocks), tuple(blocks.values()))
+        for i in group:
+            out[i] = catalog
+        group.clear()
+        blocks.clear()
+
+    for i, r in enumerate(records):
+        if r.catalog is not None:
+            continue
+        if any(e.content_id in blocks and blocks[e.content_id] != tuple(e.features) for e in r.eligible):
+            flush()
+        for e in r.eligible:
+            blocks.setdefault(e.content_id, tuple(e.features))
+        group.append(i)
+    if group:
+        flush()
+    return [c for c in out if c is not None]
 
 
-def _number_json(value: float) -> str:
-    """``json.dumps`` of one number; a finite Python float is its ``repr`` (what json writes) at a tenth of
-    the cost."""
-    return value.__repr__() if type(value) is float and value - value == 0.0 else json.dumps(value)
+def _eligible_json(eligible: Sequence[EligibleAction], catalog: ActionCatalog) -> str:
+    """``[[position, ...], [probability, ...]]``: each block's position in ``catalog`` and its exact
+    probability, as two lists so the whole row is one C-encoded ``json.dumps``."""
+    if not eligible:
+        return "[[], []]"
+    ids, probabilities, features = zip(*eligible, strict=True)
+    try:
+        positions = list(map(catalog.position.__getitem__, ids))
+    except KeyError as exc:
+        raise ValueError(f"eligible block {exc.args[0]!r} is not in catalog {catalog.version[:12]}") from None
+    # The record builder shares the catalog's feature tuples, so identity settles almost every block.
+    if not all(map(operator.is_, features, map(catalog.features.__getitem__, positions))):
+        for cid, f, j in zip(ids, features, positions, strict=True):
+            if tuple(f) != catalog.features[j]:
+                raise ValueError(
+                    f"eligible block {cid!r} has other features than catalog {catalog.version[:12]}"
+                )
+    return json.dumps([positions, list(probabilities)])
 
 
-def _eligible_json(eligible: Sequence[EligibleAction]) -> str:
-    """``json.dumps`` of ``[[content_id, probability, features], ...]``, byte for byte, without re-encoding
-    the catalog's action features (and ids) for every row: ~50 blocks x features dominated a bulk log."""
-    parts = [
-        f"[{_json_of((e.content_id,))[1:-1]}, {_number_json(e.probability)}, {_json_of(e.features)}]"
-        for e in eligible
+@functools.lru_cache(maxsize=1024)
+def _reason_json(reason: str) -> str:
+    return json.dumps(reason)
+
+
+def _exclusions_json(exclusions: Sequence[ExcludedCandidate], catalog: ActionCatalog) -> str:
+    """``[[reason, [position, ...]], ...]``: consecutive exclusions with one reason share it (order kept);
+    a block outside the catalog is named by its id. A contact without consent is ~50 positions, not ~50
+    ``[id, reason]`` pairs."""
+    positions = catalog.position_json
+    runs = [
+        f"[{_reason_json(reason)}, [{', '.join([positions.get(c) or json.dumps(c) for c, _ in run])}]]"
+        for reason, run in itertools.groupby(exclusions, operator.itemgetter(1))
     ]
-    return "[" + ", ".join(parts) + "]"
+    return "[" + ", ".join(runs) + "]"
 
 
-def _decision_row(r: DecisionRecord) -> dict[str, Any]:
+_SQLITE_INSERT = (
+    f"INSERT INTO policy_decisions ({', '.join(c.name for c in decisions_table.columns)}) "
+    f"VALUES ({', '.join('?' * len(decisions_table.columns))}) ON CONFLICT (event_id) DO NOTHING"
+)
+
+
+def _insert_sqlite(conn: Connection, batch: Sequence[_PendingWrite]) -> list[int]:
+    """Each write's rows as one ``executemany`` of plain tuples, in order; returns the rows each inserted.
+
+    SQLAlchemy's per-value processing (and its RETURNING batches) cost more CPU than SQLite's insert itself
+    for a bulk log; here dates go through the column type's own bind processor once per distinct value, so
+    they are stored exactly as SQLAlchemy stores them. SQLite's ``rowcount`` after ``executemany`` is the
+    number of rows inserted (conflicting ids are skipped), so the first write holding an id stores it.
+    """
+    process = decisions_table.c.decided_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    formatted: dict[datetime, Any] = {}
+
+    def stamp(value: datetime | None) -> Any:
+        if value is None or process is None:
+            return value
+        found = formatted.get(value)
+        if found is None:
+            found = formatted[value] = process(value)
+        return found
+
+    names = [c.name for c in decisions_table.columns]
+    dates = {"decided_at", "wait_until"}
+    getters = [(n, n in dates) for n in names]
+    counts = []
+    for write in batch:
+        params = [
+            tuple([stamp(row[n]) if is_date else row[n] for n, is_date in getters]) for row in write.rows
+        ]
+        counts.append(int(conn.exec_driver_sql(_SQLITE_INSERT, params).rowcount))  # type: ignore[arg-type]
+    return counts
+
+
+def _decision_row(r: DecisionRecord, catalog: ActionCatalog) -> dict[str, Any]:
     return {
         "event_id": r.event_id,
         "decided_at": r.decided_at.astimezone(UTC),
@@ -564,15 +756,31 @@ def _decision_row(r: DecisionRecord) -> dict[str, Any]:
         "policy_version": r.policy_version,
         "context": json.dumps(dict(r.context), sort_keys=True, default=str),
         "context_features": json.dumps(list(r.context_features)),
-        "eligible": _eligible_json(r.eligible),
-        "exclusions": "[" + ", ".join([_json_of((e.content_id, e.reason)) for e in r.exclusions]) + "]",
+        "eligible": _eligible_json(r.eligible, catalog),
+        "exclusions": _exclusions_json(r.exclusions, catalog),
         "wait_until": r.wait_until.astimezone(UTC) if r.wait_until else None,
+        "catalog_version": catalog.version,
     }
 
 
-def _record_from_row(m: Mapping[Any, Any]) -> DecisionRecord:
+def _record_from_row(m: Mapping[Any, Any], catalog: ActionCatalog | None) -> DecisionRecord:
+    """A stored row as a full record; ``catalog`` is the row's catalog version (None: a pre-catalog row)."""
     decided_at = _utc(m["decided_at"])
     assert decided_at is not None
+    if catalog is None:  # written before catalog versions: features and ids inline
+        eligible = tuple(EligibleAction(c, p, tuple(f)) for c, p, f in json.loads(m["eligible"]))
+        exclusions = tuple(ExcludedCandidate(c, reason) for c, reason in json.loads(m["exclusions"]))
+    else:
+        ids, features = catalog.content_ids, catalog.features
+        positions, probabilities = json.loads(m["eligible"])
+        eligible = tuple(
+            EligibleAction(ids[j], p, features[j]) for j, p in zip(positions, probabilities, strict=True)
+        )
+        exclusions = tuple(
+            ExcludedCandidate(ids[c] if isinstance(c, int) else c, reason)
+            for reason, run in json.loads(m["exclusions"])
+            for c in run
+        )
     return DecisionRecord(
         event_id=m["event_id"],
         decided_at=decided_at,
@@ -583,10 +791,28 @@ def _record_from_row(m: Mapping[Any, Any]) -> DecisionRecord:
         probability=m["probability"],
         context=json.loads(m["context"]),
         context_features=tuple(json.loads(m["context_features"])),
-        eligible=tuple(EligibleAction(c, p, tuple(f)) for c, p, f in json.loads(m["eligible"])),
-        exclusions=tuple(ExcludedCandidate(c, reason) for c, reason in json.loads(m["exclusions"])),
+        eligible=eligible,
+        exclusions=exclusions,
         wait_until=_utc(m["wait_until"]),
+        catalog=catalog,
     )
+
+
+def _add_catalog_version_column(engine: Engine) -> None:
+    """The one migration of the log: databases created before catalog versions get the (NULL) column.
+
+    ``create_all`` creates missing tables but never alters one; old rows keep NULL and their inline format.
+    """
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("policy_decisions")}
+    if "catalog_version" in columns:
+        return
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE policy_decisions ADD COLUMN catalog_version VARCHAR(64)"))
+    except sa.exc.DBAPIError:  # another process added it first
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("policy_decisions")}
+        if "catalog_version" not in columns:
+            raise
 
 
 def decision_log_url(settings: Settings) -> str:

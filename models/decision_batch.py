@@ -18,14 +18,14 @@ from typing import Any, Protocol
 import numpy as np
 import structlog
 
-from features.decision_log import DecisionRecord, EligibleAction, ExcludedCandidate
+from features.decision_log import DecisionRecord
 from features.online import DecisionFeatures
 from features.points import DEFAULT_POINTS, fit_points
 from features.schemas import Channel, ContactProfile
-from models.context import ContactContext, Decision, Exclusion, Touch
+from models.context import ContactContext, Decision, Touch
 from models.policy.base import ContentPolicy
-from models.policy.decide import PreparedCatalog, context_snapshot, decide
-from models.policy.encoding import encode_contexts
+from models.policy.decide import PreparedCatalog, decide
+from models.policy.decide import decision_records as policy_decision_records
 
 log = structlog.get_logger(__name__)
 
@@ -268,40 +268,5 @@ def decide_contacts(
 def decision_records(
     outcomes: Sequence[Outcome], contexts: Sequence[ContactContext], catalog: PreparedCatalog
 ) -> list[DecisionRecord]:
-    """The decision-log rows, reusing the catalog's encoded action features (contexts encoded at once)."""
-    position = {c.content_id: j for j, c in enumerate(catalog.candidates)}
-    action_features = [tuple(float(v) for v in row) for row in catalog.action_features]
-    encoded = encode_contexts(contexts, catalog.config.taxonomy) if contexts else np.zeros((0, 0))
-    # Guardrail exclusions are shared objects (built once per rule, block and stage), so their log form is
-    # built once per object too: ~50 per contact otherwise dominate the cost of the records.
-    excluded: dict[int, ExcludedCandidate] = {}
-
-    def logged(e: Exclusion) -> ExcludedCandidate:
-        found = excluded.get(id(e))
-        if found is None:
-            found = excluded[id(e)] = ExcludedCandidate(e.content_id, str(e.reason))
-        return found
-
-    records = []
-    for i, (outcome, context) in enumerate(zip(outcomes, contexts, strict=True)):
-        d = outcome.decision
-        records.append(
-            DecisionRecord(
-                event_id=d.event_id,
-                decided_at=d.decided_at,
-                contact_id=d.contact_id,
-                action=d.action.value,
-                policy_version=d.policy_version,
-                content_id=d.content_id,
-                probability=d.probability,
-                context=context_snapshot(context),
-                context_features=tuple(encoded[i].tolist()),
-                eligible=tuple(
-                    EligibleAction(cid, p, action_features[position[cid]])
-                    for cid, p in d.eligible_probabilities.items()
-                ),
-                exclusions=tuple(map(logged, d.exclusions)),
-                wait_until=d.wait_until,
-            )
-        )
-    return records
+    """The decision-log rows of the outcomes: ``models.policy.decide.decision_records``, the one builder."""
+    return policy_decision_records([o.decision for o in outcomes], contexts, catalog)

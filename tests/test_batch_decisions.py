@@ -15,13 +15,20 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from features.decision_log import open_settings_decision_log
+from features.decision_log import (
+    DecisionLog,
+    DecisionRecord,
+    RewardRecord,
+    RewardSource,
+    decisions_table,
+    open_settings_decision_log,
+)
 from features.event_store import open_settings_event_store
 from features.online import assemble
 from features.schemas import Channel, ConsentRecord, ContactProfile, ContentFormat, LeadStatus, Program
-from models.context import ActionKind, Candidate
+from models.context import ActionKind, Candidate, ContactContext
 from models.decision_batch import ContactData, ContactRequest, batch_event_id, decide_contacts
-from models.policy.decide import prepare_catalog
+from models.policy.decide import decide, decision_records, prepare_catalog
 from models.policy.encoding import encode_candidates
 from models.policy.inverse_gap_weighting import InverseGapWeighting
 from ripen.cli import app
@@ -42,6 +49,7 @@ from training.batch_decisions import (
     validate_segment,
 )
 from training.champions import Champions
+from training.policy_training import decision_log_data
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 STAGES = ("awareness", "information", "consultation", "closing")
@@ -263,11 +271,14 @@ def test_an_interrupted_run_resumes_without_logging_any_decision_twice(
         with pytest.raises(Interrupt):
             run_batch(world, contacts, channel=Channel.EMAIL, resources=resources, run_id="r1", chunk_size=1,
                       progress=crash_after_two)  # fmt: skip
-        assert log.count() == before + 2
+        # The chunk the writer was storing when the crash came is finished (logged, then its part written);
+        # chunks not started are dropped: every logged decision has its part.
+        parts = len(list((world.data_dir / "batch_runs" / "r1").glob("part-*.parquet")))
+        assert parts in (2, 3) and log.count() == before + parts
         out = tmp_path / "decisions.csv"
         report = run_batch(world, contacts, channel=Channel.EMAIL, resources=resources, run_id="r1",
                            chunk_size=1, out=out)  # fmt: skip
-        assert (report.resumed_chunks, report.log_stored, report.log_duplicates) == (2, 2, 0)
+        assert (report.resumed_chunks, report.log_stored, report.log_duplicates) == (parts, 4 - parts, 0)
         assert log.count() == before + 4
         # A crash after the log insert but before the chunk's checkpoint: the chunk is redone, not re-logged.
         (world.data_dir / "batch_runs" / "r1" / "part-00003.parquet").unlink()
@@ -287,6 +298,47 @@ def test_an_interrupted_run_resumes_without_logging_any_decision_twice(
     same = ["contact_id", "action", "content_id", "probability", "stage", "cold_start"]
     pd.testing.assert_frame_equal(resumed[same], uninterrupted[same])
     assert fresh.resumed_chunks == 0 and fresh.actions == {"content": 2, "nothing_eligible": 2}
+
+
+def test_the_collector_is_paused_only_when_asked(world: Settings) -> None:
+    """Jobs in the API server leave the process's collector alone; ``ripen decide`` pauses it per chunk."""
+    import gc
+
+    resources = open_resources(world)
+    seen: list[bool] = []
+    read = resources.source
+
+    def source(ids: Any, now: datetime) -> list[ContactData]:
+        seen.append(gc.isenabled())
+        return read(ids, now)
+
+    resources.source = source
+    contacts = Audience(["c-ready", "c-sql"], [None, None], [None, None])
+    try:
+        run_batch(world, contacts, channel=Channel.EMAIL, resources=resources, run_id="g1", chunk_size=1)
+        run_batch(world, contacts, channel=Channel.EMAIL, resources=resources, run_id="g2", chunk_size=1,
+                  pause_collector=True)  # fmt: skip
+    finally:
+        resources.close()
+    assert seen == [True, True, False, False] and gc.isenabled()
+
+
+def test_a_failed_log_write_stops_the_run_without_a_part_for_that_chunk(
+    world: Settings, tmp_path: Path
+) -> None:
+    resources = open_resources(world)
+    resources.decision_log.close()
+    resources.decision_log = DecisionLog(f"sqlite:///{tmp_path / 'broken.db'}")
+    with resources.decision_log._tx() as conn:  # noqa: SLF001 - a real failure: the table is gone
+        conn.exec_driver_sql("ALTER TABLE policy_decisions RENAME TO gone")
+    contacts = Audience(["c-ready", "c-sql", "c-nocons"], [None] * 3, [None] * 3)
+    try:
+        with pytest.raises(Exception, match="policy_decisions"):
+            run_batch(world, contacts, channel=Channel.EMAIL, resources=resources, run_id="f1", chunk_size=1)
+    finally:
+        resources.decision_log.close()
+        resources.close()
+    assert not list((world.data_dir / "batch_runs" / "f1").glob("part-*"))
 
 
 def test_a_run_id_cannot_resume_another_audience(world: Settings, tmp_path: Path) -> None:
@@ -480,3 +532,64 @@ def test_the_collector_is_paused_per_chunk_and_restored_as_it_was() -> None:
         assert not gc.isenabled()  # a caller that had it off keeps it off
     finally:
         gc.enable()
+
+
+def _legacy_row(record: DecisionRecord) -> dict[str, Any]:
+    """A row as the log stored it before catalog versions: every eligible block's features inline."""
+    return {
+        "event_id": record.event_id, "decided_at": record.decided_at, "contact_id": record.contact_id,
+        "action": record.action, "content_id": record.content_id, "probability": record.probability,
+        "policy_version": record.policy_version,
+        "context": json.dumps(dict(record.context), sort_keys=True, default=str),
+        "context_features": json.dumps(list(record.context_features)),
+        "eligible": json.dumps([[e.content_id, e.probability, list(e.features)] for e in record.eligible]),
+        "exclusions": json.dumps([[e.content_id, e.reason] for e in record.exclusions]),
+        "wait_until": record.wait_until, "catalog_version": None,
+    }  # fmt: skip
+
+
+def test_batch_and_single_records_round_trip_and_train_as_before(fitted: Champions, tmp_path: Path) -> None:
+    """Compact rows (features once per catalog version) read back as the records written, and policy
+    training sees the same arrays as from rows in the former inline format."""
+    rng = np.random.default_rng(5)
+    data = [contact(i, rng) for i in range(120)]
+    batch = decide_all(data, fitted).records
+    blocks = catalog()
+    contexts = [ContactContext.from_profile(d.profile, readiness=0.3) for d in data[:20] if d.profile]
+    single = [
+        decision_records(
+            decide([c], blocks, fitted.policy, channel=Channel.EMAIL, now=NOW, policy_version="igw-test",
+                   event_ids=[f"s-{c.contact_id}"], seed=11),
+            [c],
+            blocks,
+        )[0]
+        for c in contexts
+    ]  # fmt: skip
+    records = sorted([*batch, *single], key=lambda r: r.event_id)
+    assert sum(r.content_id is not None for r in records) > 50
+    rewards = [
+        RewardRecord(r.event_id, float(k % 3 == 0), RewardSource.EXPLICIT, NOW + timedelta(hours=1))
+        for k, r in enumerate(records)
+        if r.content_id is not None
+    ]
+    with DecisionLog(f"sqlite:///{tmp_path / 'new.db'}") as log:
+        assert log.log(batch).stored == len(batch) and log.log(single).stored == len(single)
+        log.record_rewards(rewards)
+        assert log.decisions() == records
+        assert log.get(single[0].event_id) == single[0]
+        new_data, _ = decision_log_data(log.decisions(), log.rewards())
+        new_frame = log.training_frame()
+    with DecisionLog(f"sqlite:///{tmp_path / 'old.db'}") as old:
+        with old._tx() as conn:  # noqa: SLF001 - rows exactly as the former format stored them
+            conn.execute(decisions_table.insert(), [_legacy_row(r) for r in records])
+        old.record_rewards(rewards)
+        assert old.decisions() == records
+        old_data, _ = decision_log_data(old.decisions(), old.rewards())
+        old_frame = old.training_frame()
+    memory_data, _ = decision_log_data(records, {r.event_id: r for r in rewards})
+    for other in (old_data, memory_data):
+        assert new_data.action_ids == other.action_ids and new_data.decided_at == other.decided_at
+        for name in ("context", "action_features", "eligible", "logging_dist", "actions", "rewards",
+                     "propensities"):  # fmt: skip
+            np.testing.assert_array_equal(getattr(new_data, name), getattr(other, name))
+    pd.testing.assert_frame_equal(new_frame, old_frame)

@@ -11,8 +11,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from features.decision_log import (
+    ActionCatalog,
     DecisionLog,
     DecisionRecord,
     EligibleAction,
@@ -20,7 +22,9 @@ from features.decision_log import (
     LogResult,
     RewardRecord,
     RewardSource,
+    catalogs_table,
     decision_log_url,
+    decisions_table,
     open_decision_log,
 )
 from ripen.settings import Settings
@@ -214,8 +218,8 @@ def test_unsupported_url_is_named() -> None:
         open_decision_log("mysql://x")
 
 
-def test_bulk_encoding_of_eligible_actions_and_exclusions_is_plain_json(settings: Settings) -> None:
-    """The cached encoding of shared action features writes what ``json.dumps`` would, byte for byte."""
+def test_rows_refer_to_one_stored_catalog_and_stay_plain_json(settings: Settings) -> None:
+    """Action features are stored once per catalog version; rows hold positions and exact probabilities."""
     import json
 
     import numpy as np
@@ -227,25 +231,126 @@ def test_bulk_encoding_of_eligible_actions_and_exclusions_is_plain_json(settings
         EligibleAction("eb-3", np.float64(0.25), ()),  # type: ignore[arg-type]
         EligibleAction("ü-4", 1e-300, (-0.0, 2.5e17)),
     )
-    exclusions = (ExcludedCandidate("aw-1", "stage_mismatch"), ExcludedCandidate("aw-1", "stage_mismatch"))
+    exclusions = (ExcludedCandidate("aw-1", "stage_mismatch"), ExcludedCandidate("eb-3", "consumed"))
     records = [replace(decision(f"e{i}"), eligible=eligible[i:], exclusions=exclusions[:i]) for i in range(3)]
     url = decision_log_url(settings)
     with open_decision_log(url) as log:
         log.log(records)
         stored = log.decisions()
     conn = sqlite3.connect(url.removeprefix("sqlite:///"))
-    raw = dict(
-        (e, (el, ex))
-        for e, el, ex in conn.execute("SELECT event_id, eligible, exclusions FROM policy_decisions")
-    )
+    raw = {
+        e: (el, ex, v)
+        for e, el, ex, v in conn.execute(
+            "SELECT event_id, eligible, exclusions, catalog_version FROM policy_decisions"
+        )
+    }
+    catalogs = conn.execute(
+        "SELECT catalog_version, content_ids, features FROM policy_action_catalogs"
+    ).fetchall()
     conn.close()
+    assert len(catalogs) == 1  # one log call without explicit catalogs: one derived catalog
+    version, ids_json, features_json = catalogs[0]
+    ids = json.loads(ids_json)
+    assert ids == ['wp-"1"', "eb-2", "eb-3", "ü-4"]
+    assert json.loads(features_json)[3] == [-0.0, 2.5e17]
     for record in records:
         assert raw[record.event_id] == (
-            json.dumps([[e.content_id, e.probability, list(e.features)] for e in record.eligible]),
-            json.dumps([[e.content_id, e.reason] for e in record.exclusions]),
+            json.dumps(
+                [[ids.index(e.content_id) for e in record.eligible], [e.probability for e in record.eligible]]
+            ),  # fmt: skip
+            json.dumps(
+                [
+                    [e.reason, [ids.index(e.content_id) if e.content_id in ids else e.content_id]]
+                    for e in record.exclusions
+                ]
+            ),  # fmt: skip
+            version,
         )
     assert [s.exclusions for s in stored] == [r.exclusions for r in records]
-    assert [[e.content_id for e in s.eligible] for s in stored] == [
-        [e.content_id for e in r.eligible] for r in records
+    assert [[(e.content_id, e.probability) for e in s.eligible] for s in stored] == [
+        [(e.content_id, float(e.probability)) for e in r.eligible] for r in records
     ]
     assert stored[0].eligible[0].features[:1] == (0.1,) and np.isnan(stored[0].eligible[0].features[1])
+    assert stored[0].eligible[3].features == (-0.0, 2.5e17)
+
+
+def test_records_round_trip_exactly_with_their_catalog_stored_once(log: DecisionLog) -> None:
+    catalog = ActionCatalog(("wp-1", "eb-2", "aw-1"), ((1.0, 0.0), (0.0, 1.0), (0.5, 0.5)))
+    with_catalog = [replace(decision(f"k{i}", minutes=i), catalog=catalog) for i in range(3)]
+    without = [decision("w1", minutes=5), decision("w2", minutes=6, content=None)]
+    runs = (("eb-2", "consumed"), ("aw-1", "consumed"), ("zz-9", "stage_mismatch"), ("wp-1", "consumed"))
+    later = replace(
+        decision("k9", minutes=9), catalog=catalog, exclusions=tuple(ExcludedCandidate(*e) for e in runs)
+    )
+    log.log(with_catalog)
+    log.log(without)
+    log.log([later])  # a version already stored is not stored again
+    back = log.decisions()
+    assert back == [*with_catalog, *without, later]
+    assert back[0].catalog == catalog and back[0].catalog.version == catalog.version
+    assert log.get("w2") == without[1] and log.get("k9") == later
+    with log._tx() as conn:  # noqa: SLF001 - runs of one reason, in order; a block outside by its id
+        raw = conn.execute(sa.select(decisions_table.c.exclusions).where(decisions_table.c.event_id == "k9"))
+        assert raw.scalar_one() == '[["consumed", [1, 2]], ["stage_mismatch", ["zz-9"]], ["consumed", [0]]]'
+    with log._tx() as conn:  # noqa: SLF001
+        versions = conn.execute(sa.select(catalogs_table.c.catalog_version)).scalars().all()
+    derived = back[3].catalog
+    assert derived is not None and derived.content_ids == ("wp-1", "eb-2")
+    assert sorted(versions) == sorted({catalog.version, derived.version})
+    changed = ActionCatalog(("wp-1", "eb-2", "aw-1"), ((1.0, 0.0), (0.0, 1.0), (0.5, 0.25)))
+    assert changed.version != catalog.version
+
+
+@pytest.mark.parametrize(
+    "eligible, match",
+    [
+        (EligibleAction("zz-9", 0.7, (1.0, 0.0)), "'zz-9' is not in catalog"),
+        (EligibleAction("wp-1", 0.7, (9.0, 0.0)), "'wp-1' has other features than catalog"),
+    ],
+)
+def test_an_eligible_block_outside_its_catalog_is_refused(
+    log: DecisionLog, eligible: EligibleAction, match: str
+) -> None:
+    catalog = ActionCatalog(("wp-1", "eb-2"), ((1.0, 0.0), (0.0, 1.0)))
+    with pytest.raises(ValueError, match=match):
+        log.log([replace(decision("x1", content="eb-2"), eligible=(eligible,), catalog=catalog)])
+    assert log.count() == 0
+
+
+def test_a_database_from_before_catalog_versions_is_migrated_and_still_read(log_url: str) -> None:
+    """Old rows (features inline, no ``catalog_version`` column) are read as before, next to new rows."""
+    import json
+
+    old = sa.MetaData()
+    legacy = sa.Table(
+        "policy_decisions",
+        old,
+        *[sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+          for c in decisions_table.columns if c.name != "catalog_version"],
+    )  # fmt: skip
+    engine = sa.create_engine(log_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    old.create_all(engine)
+    before = decision("old-1")
+    with engine.begin() as conn:
+        conn.execute(
+            legacy.insert(),
+            {
+                "event_id": before.event_id, "decided_at": before.decided_at, "contact_id": before.contact_id,
+                "action": before.action, "content_id": before.content_id, "probability": before.probability,
+                "policy_version": before.policy_version, "context": json.dumps(dict(before.context)),
+                "context_features": json.dumps(list(before.context_features)),
+                "eligible": json.dumps([[e.content_id, e.probability, list(e.features)]
+                                        for e in before.eligible]),
+                "exclusions": json.dumps([[e.content_id, e.reason] for e in before.exclusions]),
+                "wait_until": None,
+            },
+        )  # fmt: skip
+    engine.dispose()
+    with open_decision_log(log_url) as log:
+        assert log.log([decision("new-1", minutes=1)]).stored == 1
+        assert log.decisions() == [before, decision("new-1", minutes=1)]
+        frame = log.training_frame()
+    assert frame["event_id"].tolist() == ["old-1", "new-1"]
+    with open_decision_log(log_url) as again:  # the migration ran once; reopening changes nothing
+        assert again.count() == 2
+        assert again.get("old-1") == before

@@ -17,10 +17,12 @@ import gc
 import hashlib
 import json
 import os
+import queue
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +33,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import structlog
 
-from features.decision_log import DecisionLog
+from features.decision_log import DecisionLog, DecisionRecord
 from features.event_store import EventStore
 from features.schemas import DEFAULT_TAXONOMY, Channel, StageTaxonomy
 from models.context import Candidate
@@ -343,8 +345,15 @@ def run_batch(
     run_id: str | None = None,
     chunk_size: int | None = None,
     progress: Progress | None = None,
+    pause_collector: bool = False,
 ) -> BatchReport:
-    """Decide for the whole audience chunk by chunk (resumable; see the module docstring); write ``out``."""
+    """Decide for the whole audience chunk by chunk (resumable; see the module docstring); write ``out``.
+
+    While chunk k+1 is decided, a writer thread logs chunk k and writes its part (at most one more chunk
+    waits for it). ``progress(done, total)`` counts contacts whose part is written. ``pause_collector``
+    pauses the cyclic garbage collector while each chunk is decided (``collector_paused``): for a process
+    that only runs the batch (``ripen decide``), not a server, where the pause is process-wide.
+    """
     started = time.perf_counter()
     run_id = run_id or default_run_id(audience, channel)
     directory = run_dir(settings, run_id)
@@ -353,25 +362,43 @@ def run_batch(
     now = datetime.fromisoformat(str(manifest["decided_at"]))
     n_chunks = max(1, -(-len(audience) // size))
     reject_unknown = settings.batch_unknown_contacts == "reject"
-    resumed = stored = duplicates = 0
-    for k in range(n_chunks):
-        part = directory / f"part-{k:05d}.parquet"
-        lo, hi = k * size, min((k + 1) * size, len(audience))
-        if part.exists():
-            resumed += 1
-        else:
-            with collector_paused():
-                table, result_stored, result_dupes = _decide_chunk(
+    parts = [directory / f"part-{k:05d}.parquet" for k in range(n_chunks)]
+    todo = [k for k in range(n_chunks) if not parts[k].exists()]
+    resumed = n_chunks - len(todo)
+    done = len(audience) - sum(min((k + 1) * size, len(audience)) - k * size for k in todo)
+    stored = duplicates = 0
+
+    def report_finished(chunks: list[_Written]) -> None:
+        nonlocal done, stored, duplicates
+        for written in chunks:
+            done, stored, duplicates = (
+                done + written.contacts,
+                stored + written.stored,
+                duplicates + written.dupes,
+            )
+            if progress is not None:
+                progress(done, len(audience))
+
+    if progress is not None and resumed:
+        progress(done, len(audience))
+    writer = _ChunkWriter(resources.decision_log)
+    try:
+        for k in todo:
+            lo, hi = k * size, min((k + 1) * size, len(audience))
+            with collector_paused() if pause_collector else nullcontext():
+                records, table = _decide_chunk(
                     audience, lo, hi, run_id, channel, now, settings.seed, resources, reject_unknown
                 )
-            stored, duplicates = stored + result_stored, duplicates + result_dupes
-            tmp = part.with_suffix(".tmp")
-            pq.write_table(table, tmp)
-            os.replace(tmp, part)
-        if progress is not None:
-            progress(hi, len(audience))
+            writer.submit(_Chunk(parts[k], records, table))
+            del records, table
+            report_finished(writer.finished())
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    report_finished(writer.finished())
     target = out or directory / "decisions.parquet"
-    counts = write_output([directory / f"part-{k:05d}.parquet" for k in range(n_chunks)], target)
+    counts = write_output(parts, target)
     manifest["completed"] = True
     _write_json(directory / "manifest.json", manifest)
     report = BatchReport(
@@ -393,6 +420,95 @@ def run_batch(
     )
     log.info("batch_decisions_done", run_id=run_id, contacts=len(audience), resumed_chunks=resumed)
     return report
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """A decided chunk waiting for the writer: its log records and output rows, and where they go."""
+
+    part: Path
+    records: list[DecisionRecord]
+    table: pa.Table
+
+
+@dataclass(frozen=True)
+class _Written:
+    contacts: int
+    stored: int
+    dupes: int
+
+
+class _ChunkWriter:
+    """One thread that logs each decided chunk and then writes its part atomically, in submission order.
+
+    A part exists only once its log records are committed, so a crash at any point leaves finished parts
+    whose decisions are logged, and at most the chunks in flight to redo (their log rows come back as
+    duplicates). ``submit`` blocks while one chunk already waits (memory stays at ~3 chunks).
+    """
+
+    def __init__(self, decision_log: DecisionLog) -> None:
+        self._log = decision_log
+        self._queue: queue.Queue[_Chunk | None] = queue.Queue(maxsize=1)
+        self._written: queue.SimpleQueue[_Written] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="batch-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, chunk: _Chunk | None) -> None:
+        """Queue a chunk (``None``: no more); re-raises a write error instead of queueing after it."""
+        while True:
+            self._raise_error()
+            try:
+                self._queue.put(chunk, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def finished(self) -> list[_Written]:
+        """Chunks written since the last call, in order."""
+        out = []
+        while True:
+            try:
+                out.append(self._written.get_nowait())
+            except queue.Empty:
+                return out
+
+    def close(self) -> None:
+        """Write everything submitted, stop the thread; re-raise a write error."""
+        self.submit(None)
+        self._thread.join()
+        self._raise_error()
+
+    def abort(self) -> None:
+        """Drop chunks not started; let the one being written finish (its log and part stay consistent)."""
+        self._stop.set()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._queue.put(None)
+        self._thread.join()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while True:
+            chunk = self._queue.get()
+            if chunk is None or self._stop.is_set():
+                return
+            try:
+                logged = self._log.log(chunk.records)
+                tmp = chunk.part.with_suffix(".tmp")
+                pq.write_table(chunk.table, tmp)
+                os.replace(tmp, chunk.part)
+            except BaseException as exc:  # noqa: BLE001 - handed to the deciding thread, which raises it
+                self._error = exc
+                return
+            self._written.put(_Written(chunk.table.num_rows, logged.stored, logged.duplicates))
 
 
 @contextmanager
@@ -452,8 +568,8 @@ def _decide_chunk(
     seed: int,
     resources: BatchResources,
     reject_unknown: bool,
-) -> tuple[pa.Table, int, int]:
-    """Decide contacts ``lo:hi``, insert their log records, return the output rows and log counts."""
+) -> tuple[list[DecisionRecord], pa.Table]:
+    """Decide contacts ``lo:hi``: their decision-log records and output rows (the writer stores both)."""
     ids = audience.contact_ids[lo:hi]
     data = resources.source(ids, now)
     keep = [i for i, d in enumerate(data) if not (reject_unknown and d.unknown)]
@@ -470,11 +586,10 @@ def _decide_chunk(
         seed=seed,
         fallback_policy=resources.fallback_policy,
     )
-    logged = resources.decision_log.log(result.records)
     outcomes: list[Outcome | None] = [None] * len(ids)
     for i, outcome in zip(keep, result.outcomes, strict=True):
         outcomes[i] = outcome
-    return _rows(audience, lo, ids, outcomes, _stages(result.records)), logged.stored, logged.duplicates
+    return result.records, _rows(audience, lo, ids, outcomes, _stages(result.records))
 
 
 def _stages(records: Sequence[Any]) -> dict[str, str]:

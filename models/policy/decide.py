@@ -8,19 +8,21 @@ the same answer alone or inside a batch of any size, for the same event id and s
 from __future__ import annotations
 
 import uuid
+import weakref
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 
-from features.decision_log import DecisionRecord, EligibleAction, ExcludedCandidate
+from features.decision_log import ActionCatalog, DecisionRecord, EligibleAction, ExcludedCandidate
 from features.schemas import Channel
 from models.context import (
     ActionKind,
     Candidate,
     ContactContext,
     Decision,
+    Exclusion,
     GuardrailConfig,
     RankedAlternative,
 )
@@ -156,21 +158,64 @@ def context_snapshot(context: ContactContext) -> dict[str, object]:
     }
 
 
+def action_catalog(catalog: PreparedCatalog) -> ActionCatalog:
+    """The decision log's view of a prepared catalog (ids and action features), built once per catalog."""
+    found = _ACTION_CATALOGS.get(id(catalog))
+    if found is not None and found[0]() is catalog:
+        return found[1]
+    actions = ActionCatalog(
+        tuple(c.content_id for c in catalog.candidates),
+        tuple(tuple(row) for row in catalog.action_features.tolist()),
+    )
+    key = id(catalog)
+    _ACTION_CATALOGS[key] = (weakref.ref(catalog, lambda _: _ACTION_CATALOGS.pop(key, None)), actions)
+    return actions
+
+
+_ACTION_CATALOGS: dict[int, tuple[weakref.ref[PreparedCatalog], ActionCatalog]] = {}
+
+
 def decision_records(
     decisions: Sequence[Decision],
     contexts: Sequence[ContactContext],
-    candidates: Sequence[Candidate],
+    candidates: Sequence[Candidate] | PreparedCatalog,
     config: GuardrailConfig | None = None,
+    *,
+    context_features: np.ndarray | None = None,
 ) -> list[DecisionRecord]:
-    """The decision-log rows of ``decide``'s output: snapshot, encoded features and the full eligible set."""
-    config = config or GuardrailConfig()
+    """The decision-log rows of ``decide``'s output: snapshot, encoded context and the eligible set.
+
+    One builder for the single and batch paths. Eligible blocks refer to the catalog's shared feature
+    tuples (the log stores them once per catalog version); ``context_features`` (shape (n, d)) are the
+    contexts already encoded, encoded here when omitted. Exclusion objects shared across decisions (one per
+    guardrail rule, block and stage) are converted once each.
+    """
+    catalog = candidates if isinstance(candidates, PreparedCatalog) else prepare_catalog(candidates, config)
     if len(decisions) != len(contexts):
         raise ValueError(
             f"`decisions` and `contexts` must have equal length, got {len(decisions)}, {len(contexts)}"
         )
-    X = encode_contexts(contexts, config.taxonomy)
-    A = encode_candidates(candidates, config.taxonomy)
-    features = {c.content_id: tuple(float(v) for v in A[j]) for j, c in enumerate(candidates)}
+    if context_features is None:
+        context_features = (
+            encode_contexts(contexts, catalog.config.taxonomy) if contexts else np.zeros((0, 0))
+        )
+    actions = action_catalog(catalog)
+    position, features = actions.position, actions.features
+    # Guardrail exclusions are shared objects (one per rule, block and stage): each is converted once, then
+    # looked up by identity without a Python call per item (~35 per contact). The dict lives for this call
+    # only, while every keyed object is alive, so ids cannot be reused.
+    converted: dict[int, ExcludedCandidate] = {}
+    lookup = converted.__getitem__
+
+    def logged(exclusions: Sequence[Exclusion]) -> tuple[ExcludedCandidate, ...]:
+        try:
+            return tuple(map(lookup, map(id, exclusions)))
+        except KeyError:
+            for e in exclusions:
+                converted.setdefault(id(e), ExcludedCandidate(e.content_id, str(e.reason)))
+            return tuple(map(lookup, map(id, exclusions)))
+
+    make = tuple.__new__  # EligibleAction is a named tuple: skip its Python-level __new__ (tens of millions)
     return [
         DecisionRecord(
             event_id=d.event_id,
@@ -181,12 +226,16 @@ def decision_records(
             content_id=d.content_id,
             probability=d.probability,
             context=context_snapshot(ctx),
-            context_features=tuple(float(v) for v in X[i]),
+            context_features=tuple(context_features[i].tolist()),
             eligible=tuple(
-                EligibleAction(cid, p, features[cid]) for cid, p in d.eligible_probabilities.items()
+                [
+                    make(EligibleAction, (cid, p, features[position[cid]]))
+                    for cid, p in d.eligible_probabilities.items()
+                ]
             ),
-            exclusions=tuple(ExcludedCandidate(e.content_id, e.reason.value) for e in d.exclusions),
+            exclusions=logged(d.exclusions),
             wait_until=d.wait_until,
+            catalog=actions,
         )
         for i, (d, ctx) in enumerate(zip(decisions, contexts, strict=True))
     ]

@@ -97,6 +97,7 @@ def decide(
                 run_id=run_id,
                 chunk_size=chunk_size,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
+                pause_collector=True,  # this process only runs the batch (the API's jobs do not pause)
             )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
