@@ -76,15 +76,17 @@ EventStoreDep = Annotated[EventStore, Depends(get_event_store)]
 
 
 async def authenticate(
-    request: Request, state: StateDep, token: Annotated[str | None, Security(_api_key_header)] = None
+    request: Request, token: Annotated[str | None, Security(_api_key_header)] = None
 ) -> Principal:
     """The caller behind the ``X-API-Key`` header; 401 when the header is missing or the key unknown.
 
-    The key's id (never the key) goes into the request scope, where the access log picks it up.
+    The key's id (never the key) goes into the request scope, where the access log picks it up. The state is
+    read from the app, not through ``StateDep``: one dependency less to solve on every authenticated request.
     """
     if not token:
         raise HTTPException(401, f"missing API key (header {API_KEY_HEADER})")
-    principal = state.keys.current().authenticate(token) if state.keys is not None else None
+    keys = request.app.state.ripen.keys
+    principal = keys.current().authenticate(token) if keys is not None else None
     if principal is None:
         raise HTTPException(401, f"unknown API key (header {API_KEY_HEADER})")
     request.scope[KEY_ID_SCOPE] = principal.key_id

@@ -79,11 +79,12 @@ class ServingMetrics:
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.request_latency.labels(method, route, str(status)).observe(seconds)
 
-    def count_decision(self, action: str) -> None:
-        self.decisions.labels(action).inc()
+    def count_decision(self, action: str, n: int = 1) -> None:
+        """Add ``n`` decisions of kind ``action``."""
+        self.decisions.labels(action).inc(n)
 
-    def count_exclusions(self, reasons: dict[str, int]) -> None:
-        """Add the number of candidates each guardrail removed in one decision."""
+    def count_exclusions(self, reasons: Mapping[str, int]) -> None:
+        """Add the number of candidates each guardrail removed (in one decision or a batch of them)."""
         for reason, n in reasons.items():
             if n:
                 self.guardrail_exclusions.labels(reason).inc(n)

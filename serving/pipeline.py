@@ -18,6 +18,7 @@ import hashlib
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -176,14 +177,16 @@ class DecisionPipeline:
             for i, decided in zip(rows, result.outcomes, strict=True):
                 outcomes[i] = decided
         self.decision_log.log(records)
+        # Counted for the whole batch: one metric update per action and reason, not per decision.
+        actions: Counter[str] = Counter()
+        reasons: Counter[str] = Counter()
         for outcome in outcomes:
-            if outcome is None:
-                continue
-            metrics.count_decision(outcome.decision.action.value)
-            counts: dict[str, int] = {}
-            for exclusion in outcome.decision.exclusions:
-                counts[exclusion.reason.value] = counts.get(exclusion.reason.value, 0) + 1
-            metrics.count_exclusions(counts)
+            if outcome is not None:
+                actions[outcome.decision.action.value] += 1
+                reasons.update(e.reason.value for e in outcome.decision.exclusions)
+        for action, n in actions.items():
+            metrics.count_decision(action, n)
+        metrics.count_exclusions(reasons)
         return outcomes
 
     def contact_data(
