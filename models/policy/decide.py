@@ -8,10 +8,10 @@ the same answer alone or inside a batch of any size, for the same event id and s
 from __future__ import annotations
 
 import uuid
-import weakref
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 import numpy as np
 
@@ -40,6 +40,14 @@ class PreparedCatalog:
     action_features: np.ndarray
     prior: CatalogPrior
     config: GuardrailConfig
+
+    @cached_property
+    def action_catalog(self) -> ActionCatalog:
+        """The decision log's view of the catalog (ids and action features), built once per catalog."""
+        return ActionCatalog(
+            tuple(c.content_id for c in self.candidates),
+            tuple(tuple(row) for row in self.action_features.tolist()),
+        )
 
 
 def prepare_catalog(
@@ -158,23 +166,6 @@ def context_snapshot(context: ContactContext) -> dict[str, object]:
     }
 
 
-def action_catalog(catalog: PreparedCatalog) -> ActionCatalog:
-    """The decision log's view of a prepared catalog (ids and action features), built once per catalog."""
-    found = _ACTION_CATALOGS.get(id(catalog))
-    if found is not None and found[0]() is catalog:
-        return found[1]
-    actions = ActionCatalog(
-        tuple(c.content_id for c in catalog.candidates),
-        tuple(tuple(row) for row in catalog.action_features.tolist()),
-    )
-    key = id(catalog)
-    _ACTION_CATALOGS[key] = (weakref.ref(catalog, lambda _: _ACTION_CATALOGS.pop(key, None)), actions)
-    return actions
-
-
-_ACTION_CATALOGS: dict[int, tuple[weakref.ref[PreparedCatalog], ActionCatalog]] = {}
-
-
 def decision_records(
     decisions: Sequence[Decision],
     contexts: Sequence[ContactContext],
@@ -199,7 +190,7 @@ def decision_records(
         context_features = (
             encode_contexts(contexts, catalog.config.taxonomy) if contexts else np.zeros((0, 0))
         )
-    actions = action_catalog(catalog)
+    actions = catalog.action_catalog
     position, features = actions.position, actions.features
     # Guardrail exclusions are shared objects (one per rule, block and stage): each is converted once, then
     # looked up by identity without a Python call per item (~35 per contact). The dict lives for this call
