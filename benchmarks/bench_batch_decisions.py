@@ -7,8 +7,12 @@ end to end except the store reads: each chunk's contacts are simulated as the on
 through every guardrail and a fitted inverse-gap-weighting policy, logged to a SQLite decision log and
 written as Parquet parts plus the final decisions file.
 
-Run: python benchmarks/bench_batch_decisions.py --contacts 100000 [--chunk-size 20000] [--no-log]
-Prints one line per phase and a summary; the load average shows how busy the shared machine was.
+Run: python benchmarks/bench_batch_decisions.py --contacts 100000 [--chunk-size 20000] [--workers 2]
+Prints one line per phase and a summary; the load average shows how busy the shared machine was. With
+``--workers N`` the chunks are decided in N spawned processes (``run_batch(workers=N)``); each builds its
+simulator and log connection through the picklable ``BenchResourcesFactory`` and gets the fitted models
+pickled. CPU is then this process plus its children (``RUSAGE_CHILDREN``), and peak RSS the sum of this
+process's and each worker's peak.
 """
 
 from __future__ import annotations
@@ -157,6 +161,24 @@ class NoLog(DecisionLog):
         pass
 
 
+@dataclass(frozen=True)
+class BenchResourcesFactory:
+    """Opens the benchmark's resources in a worker: simulator, catalog, models, its own log connection."""
+
+    now: datetime
+    blocks: list[Candidate]
+    models: Champions
+    log_url: str | None
+    """SQLite URL of the shared decision log; ``None``: count records (``--no-log``)."""
+
+    def __call__(self) -> BatchResources:
+        decision_log = NoLog() if self.log_url is None else DecisionLog(self.log_url)
+        sim = Simulator(now=self.now, n_blocks=len(self.blocks))
+        return BatchResources(
+            sim, prepare_catalog(self.blocks), self.models, decision_log, close=decision_log.close
+        )
+
+
 def fitted_models(sim: Simulator, blocks: list[Candidate], now: datetime) -> Champions:
     """LightGBM readiness and churn scorers and an IGW policy fitted on 5,000 simulated contacts."""
     train = sim([f"c-{i}" for i in range(10_000_000, 10_005_000)], now)
@@ -219,6 +241,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def children_cpu_s() -> float:
+    """User + system CPU of the finished (waited-for) child processes, i.e. the workers."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--contacts", type=int, default=100_000)
@@ -231,6 +259,12 @@ def main() -> None:
         "--collector-on",
         action="store_true",
         help="Keep the garbage collector on while deciding (as API jobs do); default: paused, as the CLI.",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="Processes deciding chunks (run_batch(workers=N)); 1: this process.",
     )
     parser.add_argument("--single-repeats", type=int, default=500, help="Runs of the n = 1 latency check.")
     parser.add_argument("--dir", type=Path, default=None, help="Working directory (default: a temp dir).")
@@ -245,13 +279,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         settings = Settings(data_dir=Path(tmp) / "data", batch_chunk_size=args.chunk_size)
         settings.ensure_dirs()
-        decision_log = NoLog() if args.no_log else DecisionLog(f"sqlite:///{Path(tmp) / 'decisions.db'}")
-        resources = BatchResources(sim, prepare_catalog(blocks), models, decision_log)
+        log_url = None if args.no_log else f"sqlite:///{Path(tmp) / 'decisions.db'}"
+        decision_log = NoLog() if log_url is None else DecisionLog(log_url)  # creates the tables once
+        factory = BenchResourcesFactory(now, blocks, models, log_url)
+        resources = (
+            BatchResources(sim, prepare_catalog(blocks), models, decision_log) if args.workers == 1 else None
+        )
         ids = [f"c-{i}" for i in range(args.contacts)]
         audience = Audience(ids, [None] * len(ids), [None] * len(ids))
         columns = (TextColumn("[bold]decide"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         rss_before = peak_rss_mb()
-        t0, cpu0 = time.perf_counter(), time.process_time()
+        t0, cpu0, child_cpu0 = time.perf_counter(), time.process_time(), children_cpu_s()
         with Progress(*columns) as progress:
             task = progress.add_task("decide", total=len(ids))
             report = run_batch(
@@ -263,8 +301,11 @@ def main() -> None:
                 run_id="bench",
                 progress=lambda done, total: progress.update(task, completed=done),
                 pause_collector=not args.collector_on,
+                workers=args.workers,
+                open_worker_resources=factory,
             )
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        child_cpu = children_cpu_s() - child_cpu0
         out_mb = (Path(tmp) / "decisions.parquet").stat().st_size / 1e6
         db = Path(tmp) / "decisions.db"
         log_mb = sum(p.stat().st_size for p in db.parent.glob("decisions.db*")) / 1e6 if db.exists() else 0.0
@@ -275,8 +316,10 @@ def main() -> None:
         f"{args.contacts:,} contacts x {len(blocks)} candidates, chunks of {args.chunk_size:,}: "
         f"{elapsed:.1f} s, {args.contacts / elapsed:,.0f} decisions/s"
     )
+    total_cpu = cpu + child_cpu
     print(
-        f"CPU time of this process {cpu:.1f} s ({args.contacts / cpu:,.0f} decisions per CPU-second; "
+        f"CPU time {total_cpu:.1f} s = this process {cpu:.1f} s + {args.workers if args.workers > 1 else 0} "
+        f"worker(s) {child_cpu:.1f} s ({args.contacts / total_cpu:,.0f} decisions per CPU-second; "
         "wall time on a shared machine also waits for other processes)"
     )
     print(f"actions: {report.actions}; cold start {report.cold_start:,}")
@@ -284,7 +327,12 @@ def main() -> None:
         f"decision log: {'not stored (--no-log)' if args.no_log else f'SQLite, {report.log_stored:,} rows'}"
         f" {log_mb:,.0f} MB; decisions file {out_mb:,.1f} MB"
     )
-    print(f"peak RSS: {peak_rss_mb():,.0f} MB (after setup {rss_before:,.0f} MB)")
+    parent_rss, workers_rss = peak_rss_mb(), report.worker_peak_rss_mb
+    print(
+        f"peak RSS: {parent_rss + workers_rss:,.0f} MB summed = this process {parent_rss:,.0f} MB "
+        f"(after setup {rss_before:,.0f} MB) + workers {workers_rss:,.0f} MB "
+        f"(largest worker {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:,.0f} MB)"
+    )
     print(f"load average (1/5/15 min) before {load_before}, after {tuple(round(x, 2) for x in load_after)}")
 
 

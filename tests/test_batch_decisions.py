@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -300,6 +301,96 @@ def test_an_interrupted_run_resumes_without_logging_any_decision_twice(
     assert fresh.resumed_chunks == 0 and fresh.actions == {"content": 2, "nothing_eligible": 2}
 
 
+def _logged(log: DecisionLog, event_ids: list[str]) -> list[DecisionRecord | None]:
+    return [log.get(e) for e in event_ids]
+
+
+def test_two_worker_processes_write_the_same_decisions_and_log_rows_as_one(
+    world: Settings, tmp_path: Path
+) -> None:
+    contacts = read_audience(
+        audience(tmp_path, "contact_id,program\nc-ready,p\nc-sql,p\nc-nocons,q\nc-stranger,q\n")
+    )
+    directory = world.data_dir / "batch_runs" / "w1"
+    log = open_settings_decision_log(world)
+    resources = open_resources(world)
+    try:
+        one = run_batch(world, contacts, channel=Channel.EMAIL, resources=resources, run_id="w1",
+                        chunk_size=1, out=tmp_path / "one.parquet")  # fmt: skip
+        event_ids = [batch_event_id("w1", c) for c in contacts.contact_ids]
+        logged_by_one = _logged(log, event_ids)
+        # Forget the run's decisions (log rows and parts) but keep its manifest, so the same run id decides
+        # again at the same time with the same event ids, this time in two worker processes.
+        with log._tx() as conn:  # noqa: SLF001 - the test removes exactly this run's rows
+            conn.execute(decisions_table.delete().where(decisions_table.c.event_id.in_(event_ids)))
+        for part in directory.glob("part-*.parquet"):
+            part.unlink()
+        assert _logged(log, event_ids) == [None] * 4
+        two = run_batch(world, contacts, channel=Channel.EMAIL, run_id="w1", chunk_size=1,
+                        out=tmp_path / "two.parquet", workers=2,
+                        open_worker_resources=partial(open_resources, world))  # fmt: skip
+        logged_by_two = _logged(log, event_ids)
+    finally:
+        resources.close()
+        log.close()
+    assert (one.log_stored, two.log_stored, two.log_duplicates, two.workers) == (4, 4, 0, 2)
+    assert two.worker_peak_rss_mb > 0 and one.worker_peak_rss_mb == 0
+    first, second = pq.read_table(tmp_path / "one.parquet"), pq.read_table(tmp_path / "two.parquet")
+    assert first.column("contact_id").to_pylist() == ["c-ready", "c-sql", "c-nocons", "c-stranger"]
+    assert first.equals(second)
+    assert all(r is not None for r in logged_by_one) and logged_by_two == logged_by_one
+    assert (one.actions, one.cold_start) == (two.actions, two.cold_start)
+
+
+def test_an_interrupted_multi_worker_run_resumes_without_logging_any_decision_twice(
+    world: Settings, tmp_path: Path
+) -> None:
+    ids = ["c-ready", "c-sql", "c-nocons", "c-stranger"] + [f"c-new-{i}" for i in range(12)]  # cold starts
+    contacts = Audience(ids, [None] * len(ids), [None] * len(ids))
+    directory = world.data_dir / "batch_runs" / "w2"
+    opener = partial(open_resources, world)
+    log = open_settings_decision_log(world)
+    try:
+        before = log.count()
+
+        def crash_at_first(done: int, total: int) -> None:
+            raise Interrupt
+
+        with pytest.raises(Interrupt):
+            run_batch(world, contacts, channel=Channel.EMAIL, run_id="w2", chunk_size=1, workers=2,
+                      open_worker_resources=opener, progress=crash_at_first)  # fmt: skip
+        # Chunks already submitted (at most two per worker) finish; nothing after them starts. Every part
+        # has its log rows and no decision is logged without its part.
+        parts = len(list(directory.glob("part-*.parquet")))
+        assert 1 <= parts <= 4 and log.count() == before + parts
+        report = run_batch(world, contacts, channel=Channel.EMAIL, run_id="w2", chunk_size=1, workers=2,
+                           open_worker_resources=opener, out=tmp_path / "w2.csv")  # fmt: skip
+        assert (report.resumed_chunks, report.log_stored, report.log_duplicates) == (parts, 16 - parts, 0)
+        assert log.count() == before + 16
+        # A worker that logged a chunk but died before its part: the chunk is redone, not re-logged.
+        (directory / "part-00002.parquet").unlink()
+        again = run_batch(world, contacts, channel=Channel.EMAIL, run_id="w2", chunk_size=1, workers=2,
+                          open_worker_resources=opener, out=tmp_path / "w2.csv")  # fmt: skip
+        assert (again.resumed_chunks, again.log_stored, again.log_duplicates) == (15, 0, 1)
+        assert log.count() == before + 16
+    finally:
+        log.close()
+    rows = pd.read_csv(tmp_path / "w2.csv")
+    assert rows["contact_id"].tolist() == ids
+    assert rows["event_id"].tolist() == [batch_event_id("w2", c) for c in ids]
+    assert rows["cold_start"].tolist()[4:] == [True] * 12
+
+
+def test_worker_counts_and_resources_are_checked(world: Settings) -> None:
+    contacts = Audience(["c-ready"], [None], [None])
+    with pytest.raises(ValueError, match="`workers` must be at least 1"):
+        run_batch(world, contacts, channel=Channel.EMAIL, run_id="w3", workers=0)
+    with pytest.raises(ValueError, match="open_worker_resources"):
+        run_batch(world, contacts, channel=Channel.EMAIL, run_id="w3", workers=2)
+    with pytest.raises(ValueError, match="needs `resources`"):
+        run_batch(world, contacts, channel=Channel.EMAIL, run_id="w3")
+
+
 def test_the_collector_is_paused_only_when_asked(world: Settings) -> None:
     """Jobs in the API server leave the process's collector alone; ``ripen decide`` pauses it per chunk."""
     import gc
@@ -457,6 +548,34 @@ def test_ripen_decide_writes_decisions_and_reports_json(world: Settings, tmp_pat
         )
     assert bad.exit_code != 0 and "exactly one of" in bad.output
     assert wrong.exit_code != 0 and "line 3" in wrong.output
+
+
+def test_ripen_decide_with_two_workers_writes_what_one_process_writes(
+    world: Settings, tmp_path: Path
+) -> None:
+    path = audience(tmp_path, "contact_id\nc-ready\nc-sql\nc-nocons\nc-stranger\n")
+    outs = {n: tmp_path / f"out-{n}.parquet" for n in (1, 2)}
+    for n, out in outs.items():
+        with restored_logging():
+            result = CliRunner().invoke(
+                app,
+                ["decide", "--channel", "email", "--audience", str(path), "--out", str(out), "--json",
+                 "--data-dir", str(world.data_dir), "--run-id", f"cli-{n}", "--chunk-size", "1",
+                 "--workers", str(n)],
+            )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        report = BatchReport(**json.loads(result.stdout[result.stdout.index("{") :]))
+        assert (report.workers, report.decided, report.log_stored) == (n, 4, 4)
+    same = ["contact_id", "action", "content_id", "probability", "stage", "cold_start"]
+    one, two = pq.read_table(outs[1]).to_pandas(), pq.read_table(outs[2]).to_pandas()
+    assert one["contact_id"].tolist() == ["c-ready", "c-sql", "c-nocons", "c-stranger"]
+    assert two["event_id"].tolist() == [batch_event_id("cli-2", c) for c in two["contact_id"]]
+    pd.testing.assert_frame_equal(one[same], two[same])  # run ids differ; this world decides greedily
+    with restored_logging():
+        bad = CliRunner().invoke(
+            app, ["decide", "--channel", "email", "--audience", str(path), "--workers", "0"]
+        )
+    assert bad.exit_code != 0 and "--workers" in bad.output
 
 
 def test_bulk_reads_equal_single_lookups_on_redis_and_postgres(

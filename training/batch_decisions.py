@@ -15,14 +15,19 @@ from __future__ import annotations
 import csv
 import gc
 import hashlib
+import itertools
 import json
+import multiprocessing
+import multiprocessing.util
 import os
 import queue
 import re
+import resource
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -316,6 +321,9 @@ class BatchReport:
     log_stored: int
     log_duplicates: int
     seconds: float
+    workers: int = 1
+    worker_peak_rss_mb: float = 0.0
+    """Sum over the worker processes of each one's peak RSS (0 when deciding in this process)."""
 
 
 class Progress(Protocol):
@@ -340,20 +348,33 @@ def run_batch(
     audience: Audience,
     *,
     channel: Channel,
-    resources: BatchResources,
+    resources: BatchResources | None = None,
     out: Path | None = None,
     run_id: str | None = None,
     chunk_size: int | None = None,
     progress: Progress | None = None,
     pause_collector: bool = False,
+    workers: int = 1,
+    open_worker_resources: Callable[[], BatchResources] | None = None,
 ) -> BatchReport:
     """Decide for the whole audience chunk by chunk (resumable; see the module docstring); write ``out``.
 
-    While chunk k+1 is decided, a writer thread logs chunk k and writes its part (at most one more chunk
-    waits for it). ``progress(done, total)`` counts contacts whose part is written. ``pause_collector``
-    pauses the cyclic garbage collector while each chunk is decided (``collector_paused``): for a process
-    that only runs the batch (``ripen decide``), not a server, where the pause is process-wide.
+    ``workers == 1`` (default) decides in this process with ``resources``: while chunk k+1 is decided, a
+    writer thread logs chunk k and writes its part (at most one more chunk waits for it). ``workers > 1``
+    decides, logs and writes chunks in that many spawned processes, each opening its own resources with
+    the picklable ``open_worker_resources`` (stores and connections cannot cross processes); this process
+    only tracks progress and concatenates the parts in audience order, so the output and the log rows are
+    those of one worker. ``progress(done, total)`` counts contacts whose part is written.
+    ``pause_collector`` pauses the cyclic garbage collector while each chunk is decided
+    (``collector_paused``): for a process that only runs the batch (``ripen decide``), not a server, where
+    the pause is process-wide.
     """
+    if workers < 1:
+        raise ValueError(f"`workers` must be at least 1, but got {workers}")
+    if workers == 1 and resources is None:
+        raise ValueError("run_batch needs `resources` to decide in this process (workers = 1)")
+    if workers > 1 and open_worker_resources is None:
+        raise ValueError("run_batch needs `open_worker_resources` for worker processes (workers > 1)")
     started = time.perf_counter()
     run_id = run_id or default_run_id(audience, channel)
     directory = run_dir(settings, run_id)
@@ -381,22 +402,36 @@ def run_batch(
 
     if progress is not None and resumed:
         progress(done, len(audience))
-    writer = _ChunkWriter(resources.decision_log)
-    try:
-        for k in todo:
-            lo, hi = k * size, min((k + 1) * size, len(audience))
-            with collector_paused() if pause_collector else nullcontext():
-                records, table = _decide_chunk(
-                    audience, lo, hi, run_id, channel, now, settings.seed, resources, reject_unknown
-                )
-            writer.submit(_Chunk(parts[k], records, table))
-            del records, table
-            report_finished(writer.finished())
-        writer.close()
-    except BaseException:
-        writer.abort()
-        raise
-    report_finished(writer.finished())
+    peak_rss: dict[int, float] = {}
+    if workers > 1 and todo:
+        assert open_worker_resources is not None
+        tasks = [
+            _Task(parts[k], _slice(audience, k * size, min((k + 1) * size, len(audience))), run_id,
+                  channel, now, settings.seed, reject_unknown)
+            for k in todo
+        ]  # fmt: skip
+        with closing(_run_in_workers(tasks, workers, open_worker_resources, pause_collector)) as chunks:
+            for written in chunks:
+                peak_rss[written.pid] = max(peak_rss.get(written.pid, 0.0), written.peak_rss_mb)
+                report_finished([written])
+    elif todo:
+        assert resources is not None
+        writer = _ChunkWriter(resources.decision_log)
+        try:
+            for k in todo:
+                lo, hi = k * size, min((k + 1) * size, len(audience))
+                with collector_paused() if pause_collector else nullcontext():
+                    records, table = _decide_chunk(
+                        audience, lo, hi, run_id, channel, now, settings.seed, resources, reject_unknown
+                    )
+                writer.submit(_Chunk(parts[k], records, table))
+                del records, table
+                report_finished(writer.finished())
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        report_finished(writer.finished())
     target = out or directory / "decisions.parquet"
     counts = write_output(parts, target)
     manifest["completed"] = True
@@ -417,6 +452,8 @@ def run_batch(
         log_stored=stored,
         log_duplicates=duplicates,
         seconds=round(time.perf_counter() - started, 3),
+        workers=workers,
+        worker_peak_rss_mb=round(sum(peak_rss.values()), 1),
     )
     log.info("batch_decisions_done", run_id=run_id, contacts=len(audience), resumed_chunks=resumed)
     return report
@@ -436,6 +473,94 @@ class _Written:
     contacts: int
     stored: int
     dupes: int
+    pid: int = 0
+    peak_rss_mb: float = 0.0
+
+
+def _store_chunk(decision_log: DecisionLog, chunk: _Chunk) -> _Written:
+    """Log the chunk's records, then (once committed) write its part atomically: a part implies its log."""
+    logged = decision_log.log(chunk.records)
+    tmp = chunk.part.with_suffix(".tmp")
+    pq.write_table(chunk.table, tmp)
+    os.replace(tmp, chunk.part)
+    return _Written(chunk.table.num_rows, logged.stored, logged.duplicates)
+
+
+def _slice(audience: Audience, lo: int, hi: int) -> Audience:
+    return Audience(audience.contact_ids[lo:hi], audience.programs[lo:hi], audience.stages[lo:hi])
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One chunk for a worker process: its part path, its contacts and the run's fixed decision inputs."""
+
+    part: Path
+    audience: Audience
+    run_id: str
+    channel: Channel
+    now: datetime
+    seed: int
+    reject_unknown: bool
+
+
+_worker: dict[str, Any] = {}
+"""A worker process's resources and collector setting, opened once by ``_init_worker``."""
+
+
+def _init_worker(open_worker_resources: Callable[[], BatchResources], pause_collector: bool) -> None:
+    resources = open_worker_resources()
+    multiprocessing.util.Finalize(resources, resources.close, exitpriority=10)  # closed when the worker exits
+    _worker.update(resources=resources, pause_collector=pause_collector)
+
+
+def _worker_chunk(task: _Task) -> _Written:
+    """In a worker: decide the chunk, log it, write its part (as the writer thread does for one process)."""
+    resources: BatchResources = _worker["resources"]
+    # The pause covers the log insert too: a worker runs nothing else, and the collector re-scanning the
+    # chunk's records while they are encoded cost as much as while they were decided.
+    with collector_paused() if _worker["pause_collector"] else nullcontext():
+        records, table = _decide_chunk(
+            task.audience, 0, len(task.audience), task.run_id, task.channel, task.now, task.seed, resources,
+            task.reject_unknown,
+        )  # fmt: skip
+        written = _store_chunk(resources.decision_log, _Chunk(task.part, records, table))
+        del records, table
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return _Written(written.contacts, written.stored, written.dupes, os.getpid(), peak)
+
+
+def _run_in_workers(
+    tasks: list[_Task],
+    workers: int,
+    open_worker_resources: Callable[[], BatchResources],
+    pause_collector: bool,
+) -> Generator[_Written, None, None]:
+    """Run the chunks in ``workers`` spawned processes; yield each as it is written (any order).
+
+    At most two chunks per worker are submitted at a time (one deciding, one waiting), so the parent holds
+    no more than that and a stop leaves little in flight. On an error or Ctrl-C, no new chunk is submitted
+    and the ones already submitted finish (each is logged before its part is written), so the run resumes
+    like a single-process one.
+    """
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(tasks)),
+        mp_context=multiprocessing.get_context("spawn"),  # no fork of a process holding threads/connections
+        initializer=_init_worker,
+        initargs=(open_worker_resources, pause_collector),
+    )
+    waiting = iter(tasks)
+    running: set[Future[_Written]] = set()
+    try:
+        for task in itertools.islice(waiting, 2 * workers):
+            running.add(pool.submit(_worker_chunk, task))
+        while running:
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:  # reported before refilling: a stop here submits nothing more
+                yield future.result()
+            for task in itertools.islice(waiting, len(finished)):
+                running.add(pool.submit(_worker_chunk, task))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _ChunkWriter:
@@ -501,14 +626,11 @@ class _ChunkWriter:
             if chunk is None or self._stop.is_set():
                 return
             try:
-                logged = self._log.log(chunk.records)
-                tmp = chunk.part.with_suffix(".tmp")
-                pq.write_table(chunk.table, tmp)
-                os.replace(tmp, chunk.part)
+                written = _store_chunk(self._log, chunk)
             except BaseException as exc:  # noqa: BLE001 - handed to the deciding thread, which raises it
                 self._error = exc
                 return
-            self._written.put(_Written(chunk.table.num_rows, logged.stored, logged.duplicates))
+            self._written.put(written)
 
 
 @contextmanager

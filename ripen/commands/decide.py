@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -38,6 +39,12 @@ def decide(
         str | None, typer.Option(help="Resume or name a run; default: audience + channel + UTC day.")
     ] = None,
     chunk_size: Annotated[int | None, typer.Option(min=1, help="Contacts per checkpointed chunk.")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Processes deciding chunks in parallel (one per core helps; each loads the models)."
+        ),
+    ] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
     data_dir: Annotated[
         Path | None,
@@ -48,6 +55,7 @@ def decide(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from features.decision_log import open_settings_decision_log
     from features.event_store import open_settings_event_store
     from features.schemas import Channel
     from training.batch_decisions import (
@@ -83,7 +91,9 @@ def decide(
                 contacts = segment_audience(store, segment or "")
     except AudienceError as exc:
         raise typer.BadParameter(str(exc), param_hint="--audience" if audience else "--segment") from None
-    resources = open_resources(settings)
+    if workers > 1:  # each worker opens its own stores; create the log's tables once, before they race
+        open_settings_decision_log(settings).close()
+    resources = open_resources(settings) if workers == 1 else None
     columns = (TextColumn("[bold]decide"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     try:
         with Progress(*columns, console=console) as progress:
@@ -98,11 +108,14 @@ def decide(
                 chunk_size=chunk_size,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
                 pause_collector=True,  # this process only runs the batch (the API's jobs do not pause)
+                workers=workers,
+                open_worker_resources=partial(open_resources, settings),
             )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     finally:
-        resources.close()
+        if resources is not None:
+            resources.close()
     if as_json:
         typer.echo(json.dumps(asdict(report), indent=2))
         return
@@ -111,7 +124,7 @@ def decide(
         f"{report.contacts} contacts ({report.duplicates} duplicate rows dropped): {report.decided} decided "
         f"({actions}), {report.rejected} rejected, {report.cold_start} cold start; "
         f"{report.resumed_chunks}/{report.chunks} chunks resumed; written to {report.out} "
-        f"in {report.seconds:.1f} s (run {report.run_id})"
+        f"in {report.seconds:.1f} s by {report.workers} process(es) (run {report.run_id})"
     )
 
 
