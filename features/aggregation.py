@@ -379,20 +379,8 @@ PROFILE_COLUMNS = (
 CONSENT_CHANNELS = tuple(c.value for c in Channel)
 
 
-STABLE_PROFILE_COLUMNS = (
-    "account_id",
-    "persona",
-    "role",
-    "seniority",
-    "industry",
-    "company_size",
-    "country",
-    "language",
-    "budget",
-    "authority",
-    "need",
-    "timeline_months",
-)
+FUNNEL_PROFILE_COLUMNS = ("lead_status", "lifecycle_stage")
+STABLE_PROFILE_COLUMNS = tuple(c for c in PROFILE_COLUMNS if c not in FUNNEL_PROFILE_COLUMNS)
 """Profile facts taken as known from the contact's first event on (lead-capture form, enrichment): the
 profile table back-dates them, with ``fit_points``, so point-in-time rows before ``updated_at`` see them. The
 funnel and consent columns change over time and are only known from ``updated_at`` on. A CRM whose BANT
