@@ -97,15 +97,7 @@ class CompiledScorer:
 
     def decision_function(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Raw LightGBM margin per record, shape (n_records,): equal to the scorer's ``decision_function``."""
-        return np.asarray(
-            self.scorer.booster_.predict(
-                self.matrix(records),
-                num_iteration=self.scorer.best_iteration_,
-                raw_score=True,
-                num_threads=self.num_threads,
-            ),
-            dtype=float,
-        )
+        return self._booster_predict(records, raw_score=True)
 
     def predict_proba(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Calibrated P(label = 1) per record, shape (n_records,): as ``scorer.predict_proba(...)[:, 1]``."""
@@ -132,12 +124,16 @@ class CompiledScorer:
         """
         if not records:
             return np.empty((0, len(self.features_) + 1))
+        return self._booster_predict(records, pred_contrib=True)
+
+    def _booster_predict(self, records: Sequence[Mapping[str, Any]], **kind: bool) -> np.ndarray:
+        """The booster's output on the records' matrix at the fitted iteration (``kind``: what to predict)."""
         return np.asarray(
             self.scorer.booster_.predict(
                 self.matrix(records),
                 num_iteration=self.scorer.best_iteration_,
-                pred_contrib=True,
                 num_threads=self.num_threads,
+                **kind,
             ),
             dtype=float,
         )
