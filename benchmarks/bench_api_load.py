@@ -432,9 +432,24 @@ def profile(
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds used so far by process ``pid`` and all its threads (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds used so far by process ``pid``, its threads and its live child processes
+    (uvicorn's worker processes with ``--workers N``; Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # a child that exited meanwhile
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(child) for child in _children(pid))
+
+
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children.extend(int(c) for c in task.read_text().split())
+        except FileNotFoundError:
+            continue
+    return children
 
 
 async def with_server_cpu(pid: int, base: str, run: Any) -> Measurement:
@@ -539,6 +554,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="Arrival rate of the fixed-rate runs.")
     parser.add_argument("--concurrency", type=int, default=8, help="Connections of the throughput runs.")
     parser.add_argument("--client", choices=("wrk", "asyncio"), default="wrk", help="Throughput client.")
+    parser.add_argument("--workers", type=int, default=1, help="Worker processes of `ripen serve`.")
     parser.add_argument("--profile", type=float, default=0.0, help="Seconds of py-spy sampling (0: none).")
     parser.add_argument(
         "--profile-gil", action="store_true", help="Sample only the GIL holder (CPU), not every thread."
@@ -565,7 +581,7 @@ def main() -> None:
         log_path = workdir / "server.log"
         with log_path.open("w") as server_log:
             server = subprocess.Popen(
-                [sys.executable, "-m", "ripen", "serve", "--port", str(port)],
+                [sys.executable, "-m", "ripen", "serve", "--port", str(port), "--workers", str(args.workers)],
                 env=env,
                 stdout=server_log,
                 stderr=subprocess.STDOUT,

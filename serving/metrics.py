@@ -3,11 +3,18 @@
 Every app owns a ``CollectorRegistry`` (no process-global default registry), so test apps never see each
 other's numbers and two apps in one process do not collide. Labels hold route templates, actions, reasons and
 model versions only: never contact ids or paths with ids in them (unbounded cardinality and personal data).
+
+Under ``ripen serve --workers N`` each worker process counts into files of a shared folder
+(prometheus_client's multiprocess mode, ``PROMETHEUS_MULTIPROC_DIR``) and ``/metrics``, whichever worker
+answers it, renders the sum over all workers: a scrape sees the server, not one random worker.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -16,7 +23,10 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 """Seconds; dense below 25 ms because the recommend goal is a p99 of 10 ms."""
@@ -56,6 +66,7 @@ class ServingMetrics:
             "1 for the model version currently served, by model name and version.",
             ["model", "version"],
             registry=self.registry,
+            multiprocess_mode="max",  # several workers serving one version still show 1
         )
         self.model_reloads = Counter(
             "ripen_model_reloads",
@@ -100,6 +111,7 @@ class ServingMetrics:
     def set_model_version(self, model: str, version: str) -> None:
         """Mark ``version`` as the served version of ``model``; any previous version is no longer served."""
         for labels in list(self._served_labels(model)):
+            self.model_version.labels(*labels).set(0)  # a multiprocess file keeps a removed child's value
             self.model_version.remove(*labels)
         self.model_version.labels(model, version).set(1)
 
@@ -120,5 +132,28 @@ class ServingMetrics:
         ]
 
     def render(self) -> tuple[bytes, str]:
-        """The exposition text and its content type."""
+        """The exposition text and its content type (summed over all workers in multiprocess mode)."""
+        if os.environ.get(MULTIPROCESS_DIR_ENV):
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged)
+            return generate_latest(merged), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+@contextmanager
+def multiprocess_metrics() -> Iterator[str]:
+    """A fresh folder for the worker processes' metric files, announced in the environment they inherit.
+
+    Enter before the workers start (prometheus_client picks its mode when first imported in a process); the
+    folder and its files are removed on exit, so a restarted server never adds up an earlier run's counts.
+    """
+    with tempfile.TemporaryDirectory(prefix="ripen-metrics-") as folder:
+        previous = os.environ.get(MULTIPROCESS_DIR_ENV)
+        os.environ[MULTIPROCESS_DIR_ENV] = folder
+        try:
+            yield folder
+        finally:
+            if previous is None:
+                os.environ.pop(MULTIPROCESS_DIR_ENV, None)
+            else:
+                os.environ[MULTIPROCESS_DIR_ENV] = previous

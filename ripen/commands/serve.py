@@ -30,15 +30,18 @@ def serve(
         # access_log=False: our middleware logs route templates; uvicorn's would log raw paths and queries.
         uvicorn.run(create_app(get_settings()), host=host, port=port, access_log=False, log_config=None)
     else:
-        uvicorn.run(
-            "serving.main:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            access_log=False,
-            log_config=None,
-        )
+        from serving.metrics import multiprocess_metrics
+
+        with multiprocess_metrics():  # /metrics sums every worker's counts
+            uvicorn.run(
+                "serving.main:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                access_log=False,
+                log_config=None,
+            )
 
 
 @keys_app.command("create")

@@ -1,0 +1,108 @@
+"""`ripen serve --workers N`: several worker processes on one port, one set of stores, one /metrics view."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from features.decision_log import open_settings_decision_log
+from ripen.settings import Settings
+from serving.metrics import MULTIPROCESS_DIR_ENV, ServingMetrics, multiprocess_metrics
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _count_in_worker(folder: str, decisions: int) -> None:
+    """A worker process: counts decisions into the shared metric folder, as a serving worker does."""
+    os.environ[MULTIPROCESS_DIR_ENV] = folder
+    metrics = ServingMetrics()
+    metrics.count_decision("content", decisions)
+    metrics.set_model_version("ripen-readiness", "3")
+
+
+def _sample(text: str, name: str) -> float:
+    found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
+    assert found, f"{name} missing from the exposition"
+    return float(found.group(1))
+
+
+def test_metrics_of_worker_processes_add_up() -> None:
+    spawn = multiprocessing.get_context("spawn")  # as uvicorn starts its workers
+    with multiprocess_metrics() as folder:
+        workers = [spawn.Process(target=_count_in_worker, args=(folder, n)) for n in (3, 5)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=120)
+            assert worker.exitcode == 0
+        text = ServingMetrics().render()[0].decode()
+    assert _sample(text, 'ripen_decisions_total{action="content"}') == 8
+    assert _sample(text, 'ripen_model_version_info{model="ripen-readiness",version="3"}') == 1
+    assert MULTIPROCESS_DIR_ENV not in os.environ and not Path(folder).exists()  # nothing left behind
+
+
+def test_two_workers_decide_log_and_count_every_request(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {**os.environ, "RIPEN_DATA_DIR": str(data)}
+    env.pop(MULTIPROCESS_DIR_ENV, None)
+    ripen = [sys.executable, "-m", "ripen"]
+    created = subprocess.run(
+        [*ripen, "keys", "create", "--scope", "engine"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    port = _free_port()
+    server = subprocess.Popen(
+        [*ripen, "--log-level", "INFO", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, "server exited during start"
+            assert time.monotonic() < deadline, "server not ready within 120 s"
+            time.sleep(0.3)
+
+        def recommend(i: int) -> int:
+            body = {"contact_id": f"c{i:03d}", "channel": "email"}
+            with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=30) as client:
+                return client.post("/v1/recommend", json=body).status_code  # a new connection each: the
+            # kernel hands it to either worker (often the same one, so the cross-process sum is proven by
+            # test_metrics_of_worker_processes_add_up; here every request must be counted and logged)
+
+        with ThreadPoolExecutor(6) as pool:
+            statuses = list(pool.map(recommend, range(30)))
+        assert statuses == [200] * 30
+        text = httpx.get(f"{base}/metrics", timeout=10).text
+        assert _sample(text, 'ripen_decisions_total{action="nothing_eligible"}') == 30
+        served = 'ripen_http_request_duration_seconds_count{method="POST",route="/v1/recommend",status="200"}'
+        assert _sample(text, served) == 30
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=60)
+    assert output.count("serving_started") == 2, output[-2000:]
+    assert "Traceback" not in output
+    with open_settings_decision_log(Settings(data_dir=data)) as log:
+        assert log.count() == 30  # every answered decision was logged, whichever worker took it
