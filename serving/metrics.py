@@ -27,6 +27,10 @@ from prometheus_client import (
 )
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""Where prometheus_client's multiprocess mode keeps each process's values (read at its first import)."""
+WORKERS_METRICS_ENV = "RIPEN_WORKERS_METRICS_DIR"
+"""Set by ``multiprocess_metrics`` only: Feast sets ``PROMETHEUS_MULTIPROC_DIR`` to a folder of its own when
+its metrics module is imported, so that variable alone does not mean our workers share a folder."""
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 """Seconds; dense below 25 ms because the recommend goal is a p99 of 10 ms."""
@@ -133,9 +137,10 @@ class ServingMetrics:
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type (summed over all workers in multiprocess mode)."""
-        if os.environ.get(MULTIPROCESS_DIR_ENV):
+        folder = os.environ.get(WORKERS_METRICS_ENV)
+        if folder:
             merged = CollectorRegistry()
-            multiprocess.MultiProcessCollector(merged)
+            multiprocess.MultiProcessCollector(merged, path=folder)
             return generate_latest(merged), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
@@ -148,12 +153,13 @@ def multiprocess_metrics() -> Iterator[str]:
     folder and its files are removed on exit, so a restarted server never adds up an earlier run's counts.
     """
     with tempfile.TemporaryDirectory(prefix="ripen-metrics-") as folder:
-        previous = os.environ.get(MULTIPROCESS_DIR_ENV)
-        os.environ[MULTIPROCESS_DIR_ENV] = folder
+        previous = {name: os.environ.get(name) for name in (MULTIPROCESS_DIR_ENV, WORKERS_METRICS_ENV)}
+        os.environ.update({MULTIPROCESS_DIR_ENV: folder, WORKERS_METRICS_ENV: folder})
         try:
             yield folder
         finally:
-            if previous is None:
-                os.environ.pop(MULTIPROCESS_DIR_ENV, None)
-            else:
-                os.environ[MULTIPROCESS_DIR_ENV] = previous
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value

@@ -13,10 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
 from features.decision_log import open_settings_decision_log
 from ripen.settings import Settings
-from serving.metrics import MULTIPROCESS_DIR_ENV, ServingMetrics, multiprocess_metrics
+from serving.metrics import MULTIPROCESS_DIR_ENV, WORKERS_METRICS_ENV, ServingMetrics, multiprocess_metrics
 
 
 def _free_port() -> int:
@@ -27,7 +28,7 @@ def _free_port() -> int:
 
 def _count_in_worker(folder: str, decisions: int) -> None:
     """A worker process: counts decisions into the shared metric folder, as a serving worker does."""
-    os.environ[MULTIPROCESS_DIR_ENV] = folder
+    assert os.environ[MULTIPROCESS_DIR_ENV] == folder  # inherited, as uvicorn's spawned workers inherit it
     metrics = ServingMetrics()
     metrics.count_decision("content", decisions)
     metrics.set_model_version("ripen-readiness", "3")
@@ -51,13 +52,25 @@ def test_metrics_of_worker_processes_add_up() -> None:
         text = ServingMetrics().render()[0].decode()
     assert _sample(text, 'ripen_decisions_total{action="content"}') == 8
     assert _sample(text, 'ripen_model_version_info{model="ripen-readiness",version="3"}') == 1
-    assert MULTIPROCESS_DIR_ENV not in os.environ and not Path(folder).exists()  # nothing left behind
+    assert WORKERS_METRICS_ENV not in os.environ and not Path(folder).exists()  # nothing left behind
+
+
+def test_one_process_renders_its_own_metrics_even_after_feast_set_a_multiprocess_folder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import feast.metrics  # noqa: F401 - on import it points PROMETHEUS_MULTIPROC_DIR at a folder of its own
+
+    monkeypatch.setenv(MULTIPROCESS_DIR_ENV, "/nonexistent-feast-folder")
+    metrics = ServingMetrics()
+    metrics.count_decision("wait", 2)
+    assert _sample(metrics.render()[0].decode(), 'ripen_decisions_total{action="wait"}') == 2
 
 
 def test_two_workers_decide_log_and_count_every_request(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = {**os.environ, "RIPEN_DATA_DIR": str(data)}
     env.pop(MULTIPROCESS_DIR_ENV, None)
+    env.pop(WORKERS_METRICS_ENV, None)
     ripen = [sys.executable, "-m", "ripen"]
     created = subprocess.run(
         [*ripen, "keys", "create", "--scope", "engine"], env=env, capture_output=True, text=True, timeout=120
