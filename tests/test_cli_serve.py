@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.server_process import free_port, wait_until_up
 
 
 def test_serve_answers_with_a_key_made_by_the_cli(tmp_path: Path) -> None:
@@ -28,7 +22,7 @@ def test_serve_answers_with_a_key_made_by_the_cli(tmp_path: Path) -> None:
     key = created.stdout.strip()
     assert key.startswith("rpn_") and key not in (tmp_path / "data" / "api_keys.json").read_text()
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [*ripen, "--log-level", "INFO", "serve", "--port", str(port)],
         env=env,
@@ -38,16 +32,7 @@ def test_serve_answers_with_a_key_made_by_the_cli(tmp_path: Path) -> None:
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, "server exited during start"
-            assert time.monotonic() < deadline, "server not ready within 90 s"
-            time.sleep(0.3)
+        wait_until_up(server, f"{base}/readyz", timeout=90)
         assert httpx.get(f"{base}/v1/content", timeout=5).status_code == 401
         listed = httpx.get(f"{base}/v1/content", headers={"X-API-Key": key}, timeout=5)
         assert listed.status_code == 200 and listed.json() == {"count": 0, "items": []}

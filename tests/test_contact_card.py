@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ from tests.api_support import make_keys
 from tests.champion_world import train_champion
 from tests.conftest import unavailable
 from tests.decision_world import CONSENT, PROFILES, build_world, world_events
+from tests.server_process import free_port, wait_until_up
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("contact_card")]  # one world, one server
 
@@ -42,12 +41,6 @@ GREEN, RED = "rgb(26, 127, 55)", "rgb(207, 34, 46)"
 class Server:
     base: str
     sales_key: str
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +60,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     train_champion(settings, "readiness")
     train_champion(settings, "churn")
     keys = make_keys(settings)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "RIPEN_DATA_DIR": str(settings.data_dir),
@@ -82,16 +75,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "server exited during start"
-            assert time.monotonic() < deadline, "server not ready within 120 s"
-            time.sleep(0.3)
+        wait_until_up(process, f"{base}/readyz")
         yield Server(base, keys.sales["X-API-Key"])
     finally:
         process.terminate()

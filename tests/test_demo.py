@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import socket
 import subprocess
 import sys
-import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from features.decision_log import open_settings_decision_log
 from features.event_store import open_settings_event_store
 from ripen.cli import app
 from ripen.settings import Settings
+from tests.server_process import free_port, wait_until_up
 from training.demo import DemoConfig, run_demo, simulate, simulated_decisions, simulator
 
 STEPS = [
@@ -149,12 +148,6 @@ def test_demo_no_serve_json_trains_and_registers_champions(settings: Settings) -
         assert decision_log.count() == steps["log_decisions"]["decisions"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _curl_request(curl: str) -> tuple[str, dict[str, str], dict[str, Any]]:
     """URL, headers and JSON body of the printed ``curl`` command, parsed as a shell would."""
     words = shlex.split(curl)
@@ -170,7 +163,7 @@ def _curl_request(curl: str) -> tuple[str, dict[str, str], dict[str, Any]]:
 
 @pytest.mark.slow
 def test_demo_serves_the_printed_recommend_example(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     data_dir = tmp_path / "data"
     demo = subprocess.Popen(
         [sys.executable, "-m", "ripen", "demo", "--json", "--contacts", "40", "--days", "21"]
@@ -188,16 +181,7 @@ def test_demo_serves_the_printed_recommend_example(tmp_path: Path) -> None:
         assert access["contact_card"] == f"{access['url']}/sales/contacts/{summary['contact_id']}"
         url, headers, body = _curl_request(access["recommend_curl"])
         assert headers["X-API-Key"] == access["api_key"] and body["contact_id"] == summary["contact_id"]
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{access['url']}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert demo.poll() is None, "the demo exited instead of serving"
-            assert time.monotonic() < deadline, "demo server not up within 120 s"
-            time.sleep(0.3)
+        wait_until_up(demo, f"{access['url']}/healthz")
         answer = httpx.post(url, headers=headers, json=body, timeout=30)
         assert answer.status_code == 200, answer.text
         decision = answer.json()

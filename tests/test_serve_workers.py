@@ -5,10 +5,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,12 +16,7 @@ import pytest
 from features.decision_log import open_settings_decision_log
 from ripen.settings import Settings
 from serving.metrics import MULTIPROCESS_DIR_ENV, WORKERS_METRICS_ENV, ServingMetrics, multiprocess_metrics
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.server_process import free_port, wait_until_up
 
 
 def _count_in_worker(folder: str, decisions: int) -> None:
@@ -77,7 +70,7 @@ def test_two_workers_decide_log_and_count_every_request(tmp_path: Path) -> None:
     )
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [*ripen, "--log-level", "INFO", "serve", "--port", str(port), "--workers", "2"],
         env=env,
@@ -87,16 +80,7 @@ def test_two_workers_decide_log_and_count_every_request(tmp_path: Path) -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, "server exited during start"
-            assert time.monotonic() < deadline, "server not ready within 120 s"
-            time.sleep(0.3)
+        wait_until_up(server, f"{base}/readyz")
 
         def recommend(i: int) -> int:
             body = {"contact_id": f"c{i:03d}", "channel": "email"}
