@@ -125,6 +125,8 @@ class BilinearRewardModel(BaseEstimator):  # type: ignore[misc]
         if X.shape[1] != self.n_context_features_ or A.shape[1] != self.n_action_features_:
             self._check_widths(X, A)
         W = self.coef_
-        # [1, x] W [1, a]^T written out so no bias columns are allocated per call.
-        left = W[0] + X @ W[1:]
-        return np.asarray(left[:, :1] + left[:, 1:] @ A.T)
+        # [1, x] W [1, a]^T written out so no bias columns are allocated per call. einsum, not BLAS: a
+        # matrix product sums a 1-row and an n-row input in different orders, so a contact decided alone
+        # and in a batch got probabilities a bit apart; einsum sums each row the same way at any n.
+        left = W[0] + np.einsum("ij,jk->ik", X, W[1:], optimize=False)
+        return np.asarray(left[:, :1] + np.einsum("ij,kj->ik", left[:, 1:], A, optimize=False))
