@@ -136,8 +136,15 @@ def test_spline_additive_model_contributions_are_centred_and_add_up() -> None:
     np.testing.assert_allclose(contrib[:, 2:4], 0.0, atol=1e-12)  # no variation, no push
     seen = ~np.isnan(visits)
     assert np.corrcoef(visits[seen], contrib[seen, 0])[0, 1] > 0.9  # more visits, more readiness
-    unseen = M[:3].copy()
-    unseen[:, 1] = 7.0  # a code never seen in training counts as a rare level
+    unseen = M[:6].copy()
+    unseen[:, 1] = [7.0, -1.0, 3.0, 0.5, np.nan, 2.0]  # never-seen codes count as the rare level
+    unseen[:, 0] = [-5.0, 1e6, np.nan, 0.0, 2.5, 12.0]  # beyond the knots: the boundary value
+    probe = np.vstack([M, unseen])
+    # the compiled shape functions are the standardized design times the coefficients, column by column
+    design = np.hstack(model._blocks(probe)) - model.mean_
+    slices = zip(model.slices_[:-1], model.slices_[1:], strict=True)
+    by_design = [design[:, lo:hi] @ model.coef_[lo:hi] for lo, hi in slices]
+    np.testing.assert_allclose(model.contributions(probe)[:, :4], np.column_stack(by_design), atol=1e-12)
     assert np.isfinite(model.contributions(unseen)).all()
     with pytest.raises(ValueError, match="`M` must have 4 columns"):
         model.decision_function(M[:, :3])
