@@ -4,7 +4,8 @@
 milliseconds for one row of ~100 features; a decision needs two such scores. ``CompiledScorer`` does the same
 arithmetic on a NumPy matrix built straight from the feature records: category values become the booster's
 category codes (unseen or missing → NaN, as ``prepare`` makes them), numbers become floats (missing or
-non-numeric → NaN), and the scorer's own calibrator maps the margin to a probability.
+non-numeric → NaN), the scorer's additive model (if it blends one) reads the same matrix, and the scorer's
+own calibrator maps the margin to a probability.
 """
 
 from __future__ import annotations
@@ -122,8 +123,9 @@ class CompiledScorer:
         return np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
 
     def contributions(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """Exact TreeSHAP values (LightGBM's ``pred_contrib``) per record, shape (n_records, n_features + 1):
-        one column per feature in ``features_`` order, then the bias; each row sums to the record's margin.
+        """Exact contributions per record, shape (n_records, n_features + 1): LightGBM's TreeSHAP values
+        (``pred_contrib``), blended with the additive model's as ``BinaryScorer.blend`` does; one column per
+        feature in ``features_`` order, then the bias; each row sums to the record's margin.
 
         The same values as ``ScorerExplainer.contributions`` on the scorer's frame, without pandas.
         """
@@ -132,13 +134,16 @@ class CompiledScorer:
         return self._booster_predict(records, pred_contrib=True)
 
     def _booster_predict(self, records: Sequence[Mapping[str, Any]], **kind: bool) -> np.ndarray:
-        """The booster's output on the records' matrix at the fitted iteration (``kind``: what to predict)."""
-        return np.asarray(
+        """The served output on the records' matrix (``kind``: what the booster predicts), at the fitted
+        iteration and blended as the scorer blends."""
+        matrix = self.matrix(records)
+        tree = np.asarray(
             self.scorer.booster_.predict(
-                self.matrix(records),
+                matrix,
                 num_iteration=self.scorer.best_iteration_,
                 num_threads=self.num_threads,
                 **kind,
             ),
             dtype=float,
         )
+        return self.scorer.blend(tree, matrix)

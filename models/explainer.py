@@ -1,8 +1,10 @@
 """Per-contact explanations: exact TreeSHAP contributions turned into signed, readable factors for sales.
 
 Contributions come from LightGBM's own TreeSHAP (``pred_contrib=True``; Lundberg et al., "From local
-explanations to global understanding with explainable AI for trees", Nature MI 2020). They add up, with the
-bias, to the model's raw log-odds; the score shown next to them is the calibrated probability. Sentences come
+explanations to global understanding with explainable AI for trees", Nature MI 2020); when the scorer blends
+its booster with an additive model, they are the same blend of the booster's TreeSHAP values and the additive
+model's per-column shape functions (``BinaryScorer.blend``). They add up, with the bias, to the model's raw
+log-odds; the score shown next to them is the calibrated probability. Sentences come
 from templates keyed by feature name (English and German), with a generic fallback for features without a
 template.
 """
@@ -135,14 +137,16 @@ class ScorerExplainer:
         self.templates: dict[str, Mapping[str, str]] = {**DEFAULT_TEMPLATES, **(templates or {})}
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Exact TreeSHAP values, shape (n_rows, n_features + 1): one column per feature plus ``bias``.
+        """Exact contributions, shape (n_rows, n_features + 1): one column per feature plus ``bias``.
 
-        Each row sums to the scorer's raw margin (``decision_function``).
+        The booster's TreeSHAP values, blended with the additive model's when the scorer has one; each row
+        sums to the scorer's raw margin (``decision_function``).
         """
         prepared = self.scorer.prepare(X)
-        raw = self.scorer.booster_.predict(
+        tree = self.scorer.booster_.predict(
             prepared, num_iteration=self.scorer.best_iteration_, pred_contrib=True
         )
+        raw = self.scorer.blend(np.asarray(tree, dtype=float), prepared)
         columns = [*self.scorer.feature_names_in_, "bias"]
         return pd.DataFrame(np.asarray(raw), columns=columns, index=X.index)
 

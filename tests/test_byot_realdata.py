@@ -74,10 +74,11 @@ def test_leads_without_leaky_columns(datasets_dir: Path) -> None:
     )
     assert out["n_rows"] == 9240 and out["n_features"] == 26
     assert {"roc_auc", "pr_auc", "brier", "roc_auc_sd"} <= set(out)
-    # measured with the cross-fitted scorer (docs/training.md): 3-fold 0.9047 ± 0.0073, 5-fold 0.9057 ± 0.0101
-    # (holdout scorer before: 0.9037 / 0.9045); the aim of 0.91 is not reached; margin < one fold sd.
+    # measured with the cross-fitted, additive-blended scorer (docs/training.md): 3-fold 0.9046 ± 0.0070,
+    # 5-fold 0.9057 ± 0.0100 (booster alone: 0.9047 / 0.9057; holdout scorer before: 0.9037 / 0.9045); the aim
+    # of 0.91 is not reached; margin < one fold sd.
     assert out["roc_auc"] > 0.90
-    assert 0.11 < out["brier"] < 0.121  # measured 0.1196; the holdout scorer had 0.1203
+    assert 0.11 < out["brier"] < 0.121  # measured 0.1195; booster alone 0.1196, the holdout scorer had 0.1203
 
 
 @pytest.mark.realdata
@@ -95,10 +96,11 @@ def test_telco_churn(datasets_dir: Path) -> None:
         "3",
     )
     assert out["n_rows"] == 7043 and out["n_features"] == 19
-    # measured with the cross-fitted scorer (docs/training.md): 3-fold 0.8504 ± 0.0060, 5-fold 0.8492 ± 0.0102
-    # (holdout scorer before: 0.8477 / 0.8479); the aim of 0.85 is reached by 3-fold only.
-    assert out["roc_auc"] > 0.845
-    assert 0.12 < out["brier"] < 0.135  # measured 0.1332; the holdout scorer had 0.1349
+    # measured with the cross-fitted, additive-blended scorer (docs/training.md): 3-fold 0.8515 ± 0.0060,
+    # 5-fold 0.8511 ± 0.0096 (booster alone: 0.8504 / 0.8492; holdout scorer before: 0.8477 / 0.8479); the aim
+    # of 0.85 is reached in 5-fold CV too; margin < one fold sd.
+    assert out["roc_auc"] > 0.848
+    assert 0.12 < out["brier"] < 0.134  # measured 0.1326; booster alone 0.1332, the holdout scorer had 0.1349
 
 
 @pytest.mark.realdata
@@ -167,6 +169,7 @@ def test_small_parquet_table_with_labels_in_words(tmp_path: Path) -> None:
     assert table.X["visits"].dtype == float and table.X["visits"].isna().sum() == 100
     out = run_json("readiness", "--data", str(path), "--label", "won", "--id", "id", "--cv-folds", "2")
     assert out["n_rows"] == 1000 and out["n_features"] == 2 and out["roc_auc"] > 0.9
+    assert len(out["blend_weights"]) == 2 and all(0.0 <= w <= 1.0 for w in out["blend_weights"])
 
 
 def test_search_option_runs_the_inner_cv_grid(tmp_path: Path) -> None:

@@ -50,6 +50,7 @@ def test_records_score_like_the_scorer(calibration: Any) -> None:
     records[3].pop("days_since_touch")
     expected_frame = pd.DataFrame.from_records(records, columns=list(X.columns))
 
+    assert scorer.additive_ is not None  # served: the booster blended with the additive model
     compiled = CompiledScorer(scorer)
     got = compiled.predict_proba(records)
 
@@ -108,6 +109,7 @@ def test_batches_convert_columns_like_single_records(monkeypatch: pytest.MonkeyP
 def test_contributions_are_the_explainers_treeshap_and_add_up_to_the_margin() -> None:
     X, y = _table(3_000, seed=6)
     scorer = BinaryScorer(n_estimators=150, min_child_samples=20).fit(X, y)
+    assert scorer.additive_ is not None  # blended: TreeSHAP values and shape functions, as the explainer has
     test, _ = _table(200, seed=7)
     records = test.astype(object).where(test.notna(), None).to_dict("records")
     records[0]["role"] = "Chief Bananas Officer"  # unseen category: missing, as on the frame path
@@ -128,7 +130,7 @@ def test_contributions_are_the_explainers_treeshap_and_add_up_to_the_margin() ->
 def test_contributions_agree_with_shaps_own_treeshap() -> None:
     X, y = _table(3_000, seed=8)
     X = X.drop(columns="role")  # numeric: shap rebuilds the trees and runs its own algorithm
-    scorer = BinaryScorer(n_estimators=150, min_child_samples=20).fit(X, y)
+    scorer = BinaryScorer(n_estimators=150, min_child_samples=20, additive_blend=False).fit(X, y)
     test, _ = _table(100, seed=9)
     test = test.drop(columns="role")
     records = test.astype(object).where(test.notna(), None).to_dict("records")

@@ -20,10 +20,11 @@ def scorer() -> BinaryScorer:
 
 
 def test_pred_contrib_agrees_with_shap_tree_explainer() -> None:
-    # numeric features so shap can rebuild the trees and run its own TreeSHAP, independent of LightGBM's
+    # numeric features so shap can rebuild the trees and run its own TreeSHAP, independent of LightGBM's;
+    # the booster alone (no additive blend), so its TreeSHAP values are the whole explanation
     X, y = make_frame(3000)
     X = X.drop(columns=["role"])
-    numeric = BinaryScorer(n_estimators=150).fit(X, y)
+    numeric = BinaryScorer(n_estimators=150, additive_blend=False).fit(X, y)
     ours = ScorerExplainer(numeric).contributions(X.head(200))
     ensemble = TreeEnsemble(numeric.booster_)
     trees = [
@@ -52,6 +53,18 @@ def test_contributions_sum_to_margin_with_categorical(scorer: BinaryScorer) -> N
     X, _ = make_frame(50, seed=4)
     contrib = ScorerExplainer(scorer).contributions(X)
     np.testing.assert_allclose(contrib.sum(axis=1).to_numpy(), scorer.decision_function(X), atol=1e-9)
+
+
+def test_blended_contributions_are_the_blend_of_treeshap_and_shape_functions(scorer: BinaryScorer) -> None:
+    assert scorer.additive_ is not None  # the additive truth of make_frame: the inner folds blend
+    X, _ = make_frame(50, seed=4)
+    prepared = scorer.prepare(X)
+    tree = scorer.booster_.predict(prepared, num_iteration=scorer.best_iteration_, pred_contrib=True)
+    shape = scorer.additive_.contributions(scorer.matrix(prepared))
+    w = scorer.blend_weight_
+    contrib = ScorerExplainer(scorer).contributions(X)
+    np.testing.assert_allclose(contrib.to_numpy(), w * tree + (1 - w) * shape, atol=1e-12)
+    assert (contrib.drop(columns=["bias", "noise"]).abs() > 1e-6).any().all()
 
 
 def test_explain_gives_signed_sorted_factors_in_two_languages(scorer: BinaryScorer) -> None:

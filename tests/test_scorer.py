@@ -8,7 +8,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from models.metrics import binary_metrics, top_decile_lift
-from models.scorer import BinaryScorer
+from models.scorer import BinaryScorer, SplineAdditiveModel
 
 
 def make_frame(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -88,8 +88,66 @@ def test_small_tables_cross_fit_and_large_ones_hold_out() -> None:
     assert [r["params"] for r in crossed.search_results_] == [{}] and crossed.best_params_ == {}
     assert crossed.best_iteration_ == crossed.search_results_[0]["rounds"] == crossed.booster_.num_trees()
     assert not hasattr(held_out, "search_results_")
+    assert held_out.additive_ is None and held_out.blend_weight_ == 1.0  # the blend needs inner folds
     p = crossed.predict_proba(X_test)[:, 1]
     assert abs(p.mean() - y_test.mean()) < 0.03  # out-of-fold calibration still lands on the base rate
+
+
+def test_additive_blend_is_chosen_on_inner_folds_and_served() -> None:
+    """On an additive truth the inner folds give the spline model a share; the served margin is the blend
+    of the very booster an unblended scorer serves and the additive model."""
+    X, y = make_frame(3000)
+    blended = BinaryScorer(n_estimators=300).fit(X, y)
+    alone = BinaryScorer(n_estimators=300, additive_blend=False).fit(X, y)
+    assert blended.additive_ is not None and 0.0 <= blended.blend_weight_ < 1.0
+    assert alone.additive_ is None and alone.blend_weight_ == 1.0
+
+    X_test, _ = make_frame(500, seed=6)
+    prepared = blended.prepare(X_test)
+    tree = blended.booster_.predict(prepared, num_iteration=blended.best_iteration_, raw_score=True)
+    additive = blended.additive_.decision_function(blended.matrix(prepared))
+    w = blended.blend_weight_
+    np.testing.assert_allclose(blended.decision_function(X_test), w * tree + (1 - w) * additive, atol=1e-12)
+    np.testing.assert_allclose(tree, alone.decision_function(X_test), atol=1e-12)
+
+
+def test_monotone_scorer_does_not_blend(fitted: tuple[BinaryScorer, pd.DataFrame, np.ndarray]) -> None:
+    scorer, _, _ = fitted  # the spline model is not constrained, so it would void the monotone guarantee
+    assert scorer.additive_ is None and scorer.blend_weight_ == 1.0
+
+
+def test_spline_additive_model_contributions_are_centred_and_add_up() -> None:
+    rng = np.random.default_rng(3)
+    n = 2000
+    visits = rng.poisson(3.0, n).astype(float)
+    visits[rng.random(n) < 0.1] = np.nan
+    role = rng.choice([0.0, 1.0, 2.0, 3.0], n, p=[0.5, 0.3, 0.197, 0.003])  # code 3 is rare
+    role[rng.random(n) < 0.05] = np.nan
+    M = np.column_stack([visits, role, np.ones(n), np.full(n, np.nan)])  # a constant and an empty column
+    logit = 0.5 * np.nan_to_num(visits, nan=1.0) + np.where(role == 1.0, 1.0, 0.0) - 2.0
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    model = SplineAdditiveModel([False, True, False, False], n_knots=6).fit(M, y)
+
+    contrib = model.contributions(M)
+    assert contrib.shape == (n, 5)
+    np.testing.assert_allclose(contrib[:, :4].mean(axis=0), 0.0, atol=1e-9)  # centred on training rows
+    np.testing.assert_allclose(contrib.sum(axis=1), model.decision_function(M), atol=1e-12)
+    np.testing.assert_allclose(contrib[:, 4], model.intercept_)
+    np.testing.assert_allclose(contrib[:, 2:4], 0.0, atol=1e-12)  # no variation, no push
+    seen = ~np.isnan(visits)
+    assert np.corrcoef(visits[seen], contrib[seen, 0])[0, 1] > 0.9  # more visits, more readiness
+    unseen = M[:6].copy()
+    unseen[:, 1] = [7.0, -1.0, 3.0, 0.5, np.nan, 2.0]  # never-seen codes count as the rare level
+    unseen[:, 0] = [-5.0, 1e6, np.nan, 0.0, 2.5, 12.0]  # beyond the knots: the boundary value
+    probe = np.vstack([M, unseen])
+    # the compiled shape functions are the standardized design times the coefficients, column by column
+    design = np.hstack(model._blocks(probe)) - model.mean_
+    slices = zip(model.slices_[:-1], model.slices_[1:], strict=True)
+    by_design = [design[:, lo:hi] @ model.coef_[lo:hi] for lo, hi in slices]
+    np.testing.assert_allclose(model.contributions(probe)[:, :4], np.column_stack(by_design), atol=1e-12)
+    assert np.isfinite(model.contributions(unseen)).all()
+    with pytest.raises(ValueError, match="`M` must have 4 columns"):
+        model.decision_function(M[:, :3])
 
 
 def test_inner_cv_search_keeps_the_lower_loss_candidate() -> None:
@@ -162,6 +220,8 @@ def test_bad_training_input(mutate, error, match) -> None:  # type: ignore[no-un
         ({"candidates": ({"objective": "regression"},)}, r"`candidates` may set only .*'objective'"),
         ({"monotone_increasing": ("nope",)}, "`monotone_increasing` names columns not in X"),
         ({"monotone_increasing": ("role",)}, "must name numeric columns"),
+        ({"spline_knots": 1}, "`spline_knots` must be >= 2"),
+        ({"additive_C": 0.0}, "`additive_C` must be > 0"),
     ],
 )
 def test_bad_params(params: dict, match: str) -> None:  # type: ignore[type-arg]

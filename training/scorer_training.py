@@ -39,6 +39,7 @@ class CVReport:
     scheme: str
     baseline_folds: tuple[BinaryMetrics, ...] = field(default=())
     chosen_params: tuple[dict[str, Any], ...] = field(default=())  # per fold, when an inner search ran
+    blend_weights: tuple[float, ...] = field(default=())  # per fold: the booster's share of the margin
 
     def summary(self) -> dict[str, Any]:
         """Mean and standard deviation over folds of every metric, plus table sizes: the ``--json`` object."""
@@ -50,6 +51,8 @@ class CVReport:
         }
         if self.chosen_params:
             out["chosen_params"] = list(self.chosen_params)
+        if self.blend_weights:
+            out["blend_weights"] = list(self.blend_weights)
         for prefix, folds in (("", self.folds), ("baseline_", self.baseline_folds)):
             for name in SUMMARY_METRICS:
                 values = [getattr(m, name) for m in folds]
@@ -117,6 +120,7 @@ def cross_validate(
     results: list[BinaryMetrics] = []
     baseline_results: list[BinaryMetrics] = []
     chosen: list[dict[str, Any]] = []
+    blend_weights: list[float] = []
     for k, (train_idx, test_idx) in enumerate(_fold_indices(y_arr, folds, times, seed)):
         scorer = make_scorer(params, seed, dask_scheduler)
         scorer.fit(X.iloc[train_idx], y_arr[train_idx])
@@ -124,6 +128,7 @@ def cross_validate(
         results.append(metrics)
         if len(getattr(scorer, "search_results_", ())) > 1:
             chosen.append(scorer.best_params_)
+        blend_weights.append(round(float(scorer.blend_weight_), 4))
         if baseline is not None:
             baseline_results.append(binary_metrics(y_arr[test_idx], baseline.to_numpy()[test_idx]))
         log.info("cv_fold_done", fold=k, roc_auc=round(metrics.roc_auc, 4), trees=scorer.best_iteration_)
@@ -134,6 +139,7 @@ def cross_validate(
         scheme="time-forward" if times is not None else "stratified",
         baseline_folds=tuple(baseline_results),
         chosen_params=tuple(chosen),
+        blend_weights=tuple(blend_weights),
     )
 
 
@@ -277,6 +283,7 @@ def train_and_register(
                 **window.as_params(),
                 "best_iteration": scorer.best_iteration_,
                 "calibration_method": scorer.calibration_method_,
+                "blend_weight": scorer.blend_weight_,
                 "n_features": len(features),
                 "dask": bool(dask_scheduler),
             }
