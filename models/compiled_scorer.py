@@ -102,7 +102,8 @@ class CompiledScorer:
     def decision_function(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Raw LightGBM margin per record, shape (n_records,): equal to the scorer's ``decision_function``."""
         if len(records) == 1:
-            return np.array([self._single.predict(self.matrix(records)[0])])
+            matrix = self.matrix(records)
+            return self.scorer.blend(np.array([self._single.predict(matrix[0])]), matrix)
         return self._booster_predict(records, raw_score=True)
 
     def predict_proba(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:

@@ -61,23 +61,31 @@ def test_records_score_like_the_scorer(calibration: Any) -> None:
     assert len(np.unique(got.round(6))) > 10  # a real spread of scores, not one constant
 
 
-@pytest.mark.parametrize("rounds", [None, 7])
-def test_one_record_fast_path_gives_the_boosters_own_margin(rounds: int | None) -> None:
+@pytest.mark.parametrize(("rounds", "blend"), [(None, False), (7, False), (None, True)])
+def test_one_record_fast_path_gives_the_served_margin(rounds: int | None, blend: bool) -> None:
     X, y = _table(3_000, seed=5)
-    scorer = BinaryScorer(calibration="sigmoid", n_estimators=120, min_child_samples=20).fit(X, y)
+    scorer = BinaryScorer(
+        calibration="sigmoid", n_estimators=120, min_child_samples=20, additive_blend=blend
+    ).fit(X, y)
     if rounds is not None:  # the served iteration may be below the trees the booster holds
         scorer.best_iteration_ = rounds
+    assert (getattr(scorer, "additive_", None) is not None) == blend
+    if blend:
+        scorer.blend_weight_ = 0.5  # whatever the inner folds chose, the additive part must count
     test, _ = _table(200, seed=6)
     records = test.astype(object).where(test.notna(), None).to_dict("records")
     records[0]["role"] = "Chief Bananas Officer"  # unseen category: missing, as in the batch path
     records[1] = {}  # every feature missing
     compiled = CompiledScorer(scorer)
     one_by_one = np.array([compiled.decision_function([r])[0] for r in records])  # the single-row C API
-    whole = scorer.booster_.predict(
+    tree = scorer.booster_.predict(
         compiled.matrix(records), raw_score=True, num_iteration=scorer.best_iteration_
-    )  # Booster.predict on the whole matrix
-    np.testing.assert_array_equal(one_by_one, whole)
-    assert compiled.predict_proba(records[:1])[0] == pytest.approx(compiled.predict_proba(records)[0], abs=0)
+    )
+    if not blend:  # the booster's own margin, bit for bit
+        np.testing.assert_array_equal(one_by_one, tree)
+    frame = pd.DataFrame.from_records(records, columns=list(X.columns))
+    np.testing.assert_allclose(one_by_one, scorer.decision_function(frame), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(one_by_one, compiled.decision_function(records), rtol=0, atol=1e-12)
     assert len(np.unique(one_by_one.round(6))) > 10
 
 
