@@ -118,6 +118,21 @@ def test_sample_snapshots_caps_long_histories_and_stays_before_outcome() -> None
     assert (out["snapshot_time"] + pd.Timedelta(days=30) <= events["timestamp"].max()).all()
 
 
+def test_sample_snapshots_without_a_cap_keeps_every_grid_point() -> None:
+    rows = [("long", float(d), "page_view", None) for d in range(0, 300, 3)]
+    rows += [("x", 0.0, "page_view", None), ("x", 40.0, "demo_request", None)]
+    events = events_frame(rows)
+    every = sample_snapshots(events, "readiness", max_per_contact=None)
+    long = every[every["contact_id"] == "long"]["snapshot_time"]
+    # a 7-day grid from the first event (midnight of day 0) to the last complete 30-day window (day 267)
+    assert list(long) == list(pd.date_range(day(0), day(267), freq="7D"))
+    capped = sample_snapshots(events, "readiness", max_per_contact=3)
+    key = ["contact_id", "snapshot_time"]
+    shared = capped.merge(every, on=key, suffixes=("_capped", "_every"))
+    assert len(shared) == len(capped), "the capped sample is drawn from the same grid"
+    assert (shared["label_capped"] == shared["label_every"]).all()
+
+
 def test_time_split_is_ordered_and_gapped() -> None:
     frame = pd.DataFrame({"snapshot_time": [day(d) for d in range(100)], "x": range(100)})
     train, valid, test = time_split(frame, gap=pd.Timedelta(days=5))

@@ -18,6 +18,7 @@ from training.training_sets import (
     FINAL_STATE_COLUMNS,
     SnapshotSampling,
     build_training_set,
+    grid_snapshots_from,
     labelled_snapshots,
     point_in_time_features,
     prepare_feature_store,
@@ -73,6 +74,22 @@ def build_contacts(frame: pd.DataFrame, world: SimulationResult) -> list[str]:
     ).reset_index(drop=True)
     assert (snaps["snapshot_time"].to_numpy() == frame["snapshot_time"].to_numpy()).all()
     return [str(c) for c in snaps["contact_id"]]
+
+
+def test_test_window_holds_every_grid_snapshot_from_its_start(world: SimulationResult) -> None:
+    sampled = labelled_snapshots(world.events, "readiness", SAMPLING)
+    start = sampled["snapshot_time"].sort_values().iloc[-len(sampled) // 5]
+    window = grid_snapshots_from(world.events, "readiness", SAMPLING, start)
+    assert (window["snapshot_time"] >= start).all()
+    assert not window.duplicated(["contact_id", "snapshot_time"]).any()
+    late = sampled[sampled["snapshot_time"] >= start]
+    shared = late.merge(window, on=["contact_id", "snapshot_time"], suffixes=("_sampled", "_window"))
+    assert len(shared) == len(late), "the capped rows of the window are a subset of it"
+    assert (shared["label_sampled"] == shared["label_window"]).all()
+    assert len(window) > len(late), "the window is not capped per contact"
+    # the same grid: a contact's window dates are its sampled dates' grid, every `every_days`
+    step = window.groupby("contact_id")["snapshot_time"].diff().dropna()
+    assert (step == pd.Timedelta(days=SAMPLING.every_days)).all()
 
 
 def test_features_do_not_change_when_later_events_are_removed(

@@ -142,20 +142,21 @@ def sample_snapshots(
     kind: LabelKind,
     *,
     every: pd.Timedelta = pd.Timedelta(days=7),
-    max_per_contact: int = 4,
+    max_per_contact: int | None = 4,
     horizon: pd.Timedelta | None = None,
     seed: int = 7,
 ) -> pd.DataFrame:
     """Snapshot times per contact on a grid of ``every``, at most ``max_per_contact`` per contact.
 
     The grid runs from first activity (first of :data:`PAYING_EVENTS` for churn) until the outcome or the
-    last complete label window, at most ``max_per_contact`` each.
+    last complete label window, at most ``max_per_contact`` each, drawn at random (``None``: every grid
+    point, as when every lead is scored every ``every`` in a test window).
 
     Capping per contact keeps contacts with long histories from dominating the training set; sampling on a
     fixed grid (not at event times) keeps the snapshot moment itself from carrying information. Labels are
     attached with :func:`label_snapshots`, which also drops invalid snapshots.
     """
-    if max_per_contact < 1:
+    if max_per_contact is not None and max_per_contact < 1:
         raise ValueError(f"`max_per_contact` must be >= 1, but got {max_per_contact}")
     ev = _check_events(events)
     if ev.empty:
@@ -185,7 +186,7 @@ def sample_snapshots(
             continue
         chosen = (
             grid
-            if len(grid) <= max_per_contact
+            if max_per_contact is None or len(grid) <= max_per_contact
             else grid[np.sort(rng.choice(len(grid), max_per_contact, False))]
         )
         rows.extend((str(contact_id), t) for t in chosen)
