@@ -2,10 +2,10 @@
 
 ``Booster.predict`` on a one-row matrix spends most of its time in Python (argument checks, a predictor
 object, array conversions) around microseconds of tree traversal; a decision scores one contact with two
-boosters.
-LightGBM's C API has a path made for this: the prediction configuration is parsed once (``...FastInit``) and
-each call only passes a pointer to the row. The trees, the missing-value and categorical handling are
-LightGBM's own, so the raw score is the one ``Booster.predict(raw_score=True)`` returns.
+boosters. LightGBM's C API has a path made for this: the prediction configuration is parsed once
+(``...FastInit``) and each call only passes a pointer to the row. The trees, the missing-value and
+categorical handling are LightGBM's own, so the raw score is the one ``Booster.predict(raw_score=True)``
+returns.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Mapping
 
 import httpx
 
@@ -14,6 +16,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def ripen_process(*args: str, env: Mapping[str, str]) -> subprocess.Popen[str]:
+    """``python -m ripen ARGS`` in the background, stdout and stderr together as text (the server's log)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "ripen", *args],
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def wait_until_up(process: subprocess.Popen[str], url: str, timeout: float = 120.0) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.server_process import free_port, wait_until_up
+from tests.server_process import free_port, ripen_process, wait_until_up
 
 
 def test_serve_answers_with_a_key_made_by_the_cli(tmp_path: Path) -> None:
@@ -23,13 +23,7 @@ def test_serve_answers_with_a_key_made_by_the_cli(tmp_path: Path) -> None:
     assert key.startswith("rpn_") and key not in (tmp_path / "data" / "api_keys.json").read_text()
 
     port = free_port()
-    server = subprocess.Popen(
-        [*ripen, "--log-level", "INFO", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    server = ripen_process("--log-level", "INFO", "serve", "--port", str(port), env=env)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until_up(server, f"{base}/readyz", timeout=90)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +25,7 @@ from tests.api_support import make_keys
 from tests.champion_world import train_champion
 from tests.conftest import unavailable
 from tests.decision_world import CONSENT, PROFILES, build_world, world_events
-from tests.server_process import free_port, wait_until_up
+from tests.server_process import free_port, ripen_process, wait_until_up
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("contact_card")]  # one world, one server
 
@@ -66,13 +64,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "RIPEN_DATA_DIR": str(settings.data_dir),
         "RIPEN_DATASETS_DIR": str(root / "datasets"),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ripen", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = ripen_process("serve", "--port", str(port), env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(process, f"{base}/readyz")

@@ -16,7 +16,7 @@ import pytest
 from features.decision_log import open_settings_decision_log
 from ripen.settings import Settings
 from serving.metrics import MULTIPROCESS_DIR_ENV, WORKERS_METRICS_ENV, ServingMetrics, multiprocess_metrics
-from tests.server_process import free_port, wait_until_up
+from tests.server_process import free_port, ripen_process, wait_until_up
 
 
 def _count_in_worker(folder: str, decisions: int) -> None:
@@ -71,13 +71,7 @@ def test_two_workers_decide_log_and_count_every_request(tmp_path: Path) -> None:
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
     port = free_port()
-    server = subprocess.Popen(
-        [*ripen, "--log-level", "INFO", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    server = ripen_process("--log-level", "INFO", "serve", "--port", str(port), "--workers", "2", env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(server, f"{base}/readyz")
