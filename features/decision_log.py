@@ -31,6 +31,7 @@ import operator
 import queue
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -173,13 +174,15 @@ class RewardResult:
 
 @dataclass
 class _PendingWrite:
-    """One ``log`` call's rows waiting for the writer; ``done`` is set once committed (or failed)."""
+    """One ``submit`` call's rows waiting for the writer; ``result`` is settled once committed (or failed)."""
 
     rows: list[dict[str, Any]]
     catalogs: dict[str, ActionCatalog] = field(default_factory=dict)
-    done: threading.Event = field(default_factory=threading.Event)
+    result: Future[LogResult] = field(default_factory=Future)
     stored: int = 0
-    error: BaseException | None = None
+
+    def committed(self) -> None:
+        self.result.set_result(LogResult(stored=self.stored, duplicates=len(self.rows) - self.stored))
 
 
 @dataclass(frozen=True)
@@ -310,25 +313,35 @@ class DecisionLog:
 
         Returns after the transaction holding these records has committed; concurrent calls share it.
         """
+        return self.submit(records).result()
+
+    def submit(self, records: Sequence[DecisionRecord]) -> Future[LogResult]:
+        """``log`` without waiting: the future settles once the records are committed (or failed).
+
+        An event loop awaits it (``asyncio.wrap_future``) instead of parking a thread on the commit.
+        """
+        done: Future[LogResult] = Future()
         if not records:
-            return LogResult(0, 0)
+            done.set_result(LogResult(0, 0))
+            return done
         catalogs = _catalogs_of(records)
         rows = [_decision_row(r, c) for r, c in zip(records, catalogs, strict=True)]
         pending = _PendingWrite(rows, {c.version: c for c in dict.fromkeys(catalogs)})
+        pending.result.set_running_or_notify_cancel()  # submitted rows are committed: no cancelling them
         with self._writer_lock:
             if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(
                     target=self._write_loop, name="decision-log-writer", daemon=True
                 )
                 self._writer.start()
-            self._pending.put(pending)
             self._unacknowledged += 1
-        pending.done.wait()
+            self._pending.put(pending)
+        pending.result.add_done_callback(self._acknowledged)
+        return pending.result
+
+    def _acknowledged(self, _: Future[LogResult]) -> None:
         with self._writer_lock:
             self._unacknowledged -= 1
-        if pending.error is not None:
-            raise pending.error
-        return LogResult(stored=pending.stored, duplicates=len(records) - pending.stored)
 
     def _write_loop(self) -> None:
         """Take every waiting write, commit them in one transaction, wake their callers; until ``close``."""
@@ -392,20 +405,19 @@ class DecisionLog:
                 for write in batch:
                     self._commit([write])
                 return
-            batch[0].error = exc
-            batch[0].done.set()
+            batch[0].result.set_exception(exc)
             return
         if counts is not None:
             for write, stored in zip(batch, counts, strict=True):
                 write.stored = stored
-                write.done.set()
+                write.committed()
             return
         for write in batch:  # the first call holding an id stored it; later ones (and repeats) are duplicates
             for row in write.rows:
                 if row["event_id"] in inserted:
                     inserted.discard(row["event_id"])
                     write.stored += 1
-            write.done.set()
+            write.committed()
 
     def get(self, event_id: str) -> DecisionRecord | None:
         with self._tx() as conn:

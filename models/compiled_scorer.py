@@ -63,18 +63,24 @@ class CompiledScorer:
             self._platt = (calibrator.coef_.T.copy(), calibrator.intercept_.copy())
         self._single = SingleRowPredictor(scorer.booster_, len(self.features_), scorer.best_iteration_)
         """One record's margin (every decision): LightGBM's single-row fast path, the same raw score."""
+        self._columns = tuple((col, self.codes_.get(col)) for col in self.features_)
+        self._categorical = tuple(
+            (j, self.codes_[col]) for j, col in enumerate(self.features_) if col in self.codes_
+        )
+        """(position, value → code) of the categorical features: the only values converted in Python."""
 
     def matrix(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """The booster's input, shape (n_records, n_features); a feature absent from a record is missing."""
         if len(records) <= COLUMNAR_FROM:
-            # a request's few records: convert row by row and build the matrix in one call (a NumPy
-            # assignment per column cost more than the conversions for one record)
-            columns = [(col, self.codes_.get(col)) for col in self.features_]
+            try:
+                return self._rows_matrix(records)
+            except (TypeError, ValueError):  # text or objects where numbers belong: value by value below
+                pass
             code = self._code
             rows = [
                 [
                     _as_float(r.get(col)) if codes is None else code(codes, r.get(col))
-                    for col, codes in columns
+                    for col, codes in self._columns
                 ]
                 for r in records
             ]
@@ -88,6 +94,24 @@ class CompiledScorer:
                 if codes is None
                 else series.map(lambda v, c=codes: self._code(c, v)).astype(np.float64)  # type: ignore[misc]
             )
+        return out
+
+    def _rows_matrix(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """A request's few records: the values fetched in C, categories coded, one NumPy conversion.
+
+        NumPy turns None into NaN and numbers or numeric text into the floats ``float`` gives; anything it
+        cannot convert raises (or changes the shape), and ``matrix`` then converts value by value.
+        """
+        shape = (len(records), len(self.features_))
+        rows = []
+        for r in records:
+            values = list(map(r.get, self.features_))
+            for j, codes in self._categorical:
+                values[j] = self._code(codes, values[j])
+            rows.append(values)
+        out = np.array(rows, dtype=np.float64)
+        if out.shape != shape:  # a list-valued feature: not a number
+            raise ValueError(f"records do not form a {shape} matrix")
         return out
 
     @staticmethod

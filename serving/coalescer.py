@@ -5,6 +5,11 @@ together as the next batch (at most ``max_batch``): one bulk feature read, one p
 one decision-log commit for all of them, as serving systems batch inference (Triton, Ray Serve). Each request
 still gets its own answer, logged durably before it is returned.
 
+A lone request (nothing else queued) is decided on the event loop itself and its log commit awaited there:
+handing one decision to a worker thread and back cost more CPU than it took, and more latency at the spaced
+arrivals where a lone request is the rule (the p99 at a fixed rate). Batches go to the thread pool, so the
+loop keeps reading requests while a larger decision runs.
+
 - A contact id already in a batch waits for the next one (``recommend_batch`` needs unique contacts), so
   duplicate contacts in one window are decided separately, in arrival order.
 - If a batch fails as a whole, its requests are decided one by one, so a failing request fails alone.
@@ -93,9 +98,12 @@ class RecommendCoalescer:
     async def _decide(self, batch: list[_Waiting]) -> None:
         self.metrics.observe_batch_size(len(batch))
         try:
-            outcomes = await run_in_threadpool(
-                self._recommend_batch, [item.request for item in batch], batch[0].store
-            )
+            if len(batch) == 1 and not self._queue:
+                outcomes = await self._decide_on_loop(batch[0])
+            else:
+                outcomes = await run_in_threadpool(
+                    self._recommend_batch, [item.request for item in batch], batch[0].store
+                )
         except Exception as exc:  # noqa: BLE001 - retried one by one, so only the failing request fails
             if len(batch) == 1:
                 _settle(batch[0].future, exc)
@@ -105,6 +113,13 @@ class RecommendCoalescer:
             return
         for item, outcome in zip(batch, outcomes, strict=True):
             _settle(item.future, outcome)
+
+    async def _decide_on_loop(self, item: _Waiting) -> list[Outcome]:
+        """One request decided on the loop; the loop stays free while the decision log commits it."""
+        decided = self.pipeline.decide_batch([item.request], item.store)
+        await asyncio.wrap_future(self.pipeline.decision_log.submit(decided.records))
+        decided.count(self.metrics)
+        return [o for o in decided.outcomes if o is not None]
 
     def _recommend_batch(self, requests: Sequence[RecommendInput], store: EventStore) -> list[Outcome]:
         outcomes = self.pipeline.recommend_batch(requests, store, self.metrics)

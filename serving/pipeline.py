@@ -50,7 +50,14 @@ from training.champions import Champions, load_champions
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["FALLBACK_POLICY", "DecisionPipeline", "Outcome", "RecommendInput", "points_readiness"]
+__all__ = [
+    "FALLBACK_POLICY",
+    "DecidedBatch",
+    "DecisionPipeline",
+    "Outcome",
+    "RecommendInput",
+    "points_readiness",
+]
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,27 @@ class RecommendInput:
         return ContactRequest(
             self.contact_id, self.stage, self.candidate_ids, self.excluded_ids, event_id=self.event_id
         )
+
+
+@dataclass(frozen=True)
+class DecidedBatch:
+    """Decisions made and not yet logged: ``outcomes`` in request order (``None``: rejected unknown
+    contact) and the decision-log ``records`` that must be committed before any answer is given."""
+
+    outcomes: list[Outcome | None]
+    records: list[DecisionRecord]
+
+    def count(self, metrics: ServingMetrics) -> None:
+        """Count the actions and guardrail exclusions: one metric update per label, not per decision."""
+        actions: Counter[str] = Counter()
+        reasons: Counter[str] = Counter()
+        for outcome in self.outcomes:
+            if outcome is not None:
+                actions[outcome.decision.action.value] += 1
+                reasons.update(e.reason.value for e in outcome.decision.exclusions)
+        for action, n in actions.items():
+            metrics.count_decision(action, n)
+        metrics.count_exclusions(reasons)
 
 
 @dataclass
@@ -151,6 +179,20 @@ class DecisionPipeline:
         slot count (the policy decides a group at once). Callers remove duplicate contacts first. With
         ``reject_unknown`` a contact without profile and features is not decided (``None`` in its place).
         """
+        decided = self.decide_batch(requests, store, now, reject_unknown=reject_unknown)
+        self.decision_log.log(decided.records)
+        decided.count(metrics)
+        return decided.outcomes
+
+    def decide_batch(
+        self,
+        requests: Sequence[RecommendInput],
+        store: EventStore,
+        now: datetime | None = None,
+        *,
+        reject_unknown: bool = False,
+    ) -> DecidedBatch:
+        """``recommend_batch`` before its log commit: the outcomes and the records to log before answering."""
         now = now or datetime.now(UTC)
         catalog = self.catalog(store)
         champions = self.champions  # one snapshot for the whole batch, even if a reload swaps it
@@ -176,18 +218,7 @@ class DecisionPipeline:
             records.extend(result.records)
             for i, decided in zip(rows, result.outcomes, strict=True):
                 outcomes[i] = decided
-        self.decision_log.log(records)
-        # Counted for the whole batch: one metric update per action and reason, not per decision.
-        actions: Counter[str] = Counter()
-        reasons: Counter[str] = Counter()
-        for outcome in outcomes:
-            if outcome is not None:
-                actions[outcome.decision.action.value] += 1
-                reasons.update(e.reason.value for e in outcome.decision.exclusions)
-        for action, n in actions.items():
-            metrics.count_decision(action, n)
-        metrics.count_exclusions(reasons)
-        return outcomes
+        return DecidedBatch(outcomes, records)
 
     def contact_data(
         self, contact_ids: Sequence[str], store: EventStore, catalog: PreparedCatalog, now: datetime

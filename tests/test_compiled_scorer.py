@@ -95,6 +95,10 @@ def test_unseen_and_missing_categories_are_missing_not_errors() -> None:
     compiled = CompiledScorer(scorer)
     matrix = compiled.matrix([{"role": "nobody", "webinar_visits": "not a number"}, {"role": None}])
     assert np.isnan(matrix).all()
+    # a list where a number belongs is missing too, not its element (NumPy would nest it)
+    listed = compiled.matrix([{"webinar_visits": [3]}, {"webinar_visits": [4]}])
+    assert listed.shape == (2, len(compiled.features_)) and np.isnan(listed).all()
+    assert np.isnan(compiled.matrix([{"webinar_visits": ""}])).all()
     assert compiled.predict_proba([]).shape == (0,)
 
 

@@ -4,8 +4,10 @@ world: batched decisions equal lone ones, duplicates and failures stay per reque
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -163,6 +165,45 @@ def test_a_lone_request_is_decided_at_once(pipeline: DecisionPipeline, store: Ev
     answer = asyncio.run(one())
     assert answer.decision.event_id == "lone-1"
     assert batch_sizes(metrics, before) == (1, 1)
+
+
+def test_a_lone_request_is_answered_after_its_commit_and_the_loop_runs_meanwhile(
+    pipeline: DecisionPipeline, store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lone request is decided on the event loop; its log commit (made slow here) is awaited, not waited
+    for: other tasks keep running, and the answer comes only once the decision is in the log."""
+    log = pipeline.decision_log
+    commit = log._commit
+    committed: list[str] = []
+
+    def slow_commit(batch: list[Any]) -> None:
+        time.sleep(0.3)
+        commit(batch)
+        committed.extend(row["event_id"] for write in batch for row in write.rows)
+
+    monkeypatch.setattr(log, "_commit", slow_commit)
+    coalescer = RecommendCoalescer(pipeline, ServingMetrics())
+
+    async def lone_with_ticker() -> tuple[Outcome, int, list[str]]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        answer = await coalescer.recommend(request("c-sql", "lone-slow-commit"), store)
+        seen_at_answer = list(committed)
+        ticker.cancel()
+        return answer, ticks, seen_at_answer
+
+    answer, ticks, seen_at_answer = asyncio.run(lone_with_ticker())
+    assert answer.decision.event_id == "lone-slow-commit"
+    assert "lone-slow-commit" in seen_at_answer  # committed before the answer
+    assert ticks >= 10  # the loop ran through the 0.3 s commit
+    assert pipeline.decision_log.get("lone-slow-commit") is not None
 
 
 def test_max_batch_must_be_positive(pipeline: DecisionPipeline) -> None:
