@@ -201,7 +201,7 @@ def decide_contacts(
     contexts = [
         contact_context(requests[i], data[i], float(readiness[i]), float(churn[i]), now) for i in range(n)
     ]
-    known = {c.content_id for c in catalog.candidates}
+    known = catalog.content_ids
     excluded: list[set[str]] = []
     unknown: list[tuple[str, ...]] = []
     for request in requests:

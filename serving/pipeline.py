@@ -227,7 +227,7 @@ class DecisionPipeline:
 
         One contact goes through the single fast lookup; more are read in bulk (same rows, same maths).
         """
-        ids = sorted(c.content_id for c in catalog.candidates)
+        ids = catalog.sorted_content_ids
         single = len(contact_ids) == 1
         profiles = (
             {contact_ids[0]: store.get_profile(contact_ids[0])}

@@ -3,6 +3,7 @@ lookups."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -339,3 +340,21 @@ def test_content_cache_empties_on_a_new_store_version_and_when_full() -> None:
     built = cache.keep({"k3": {"sends": 1}})  # a third block overflows: emptied first, then kept
     assert set(cache.stats) == {"k3"} and built["k3"].sends == 1
     assert not cache.observe(b"2") and cache.stats == {}
+
+
+def test_the_fast_path_reads_the_contact_views_that_exist(tmp_path: Path, events: pd.DataFrame) -> None:
+    """The SQLite fast path reads every contact view in one statement; a view whose table was never
+    created (not materialized yet) is read as empty, and the other views still count."""
+    settings = Settings(data_dir=tmp_path / "data", datasets_dir=datasets_root())
+    settings.ensure_dirs()
+    store = build_store(settings, events)
+    at = datetime(2026, 4, 1, tzinfo=UTC)
+    whole = store.online_features("c1", [], at=at, fast=True)
+    assert whole.has_profile and not whole.cold_start
+    config = store.feast.config
+    path = config.online_store.path
+    with sqlite3.connect(path if path.startswith("/") else str(store.repo_dir / path)) as conn:
+        conn.execute(f'DROP TABLE "{config.project}_contact_profile"')
+    partial = FeatureStoreService(settings).online_features("c1", [], at=at, fast=True)
+    assert not partial.has_profile and partial.profile.lead_status is None
+    assert partial.counters_now == whole.counters_now and partial.events_total == whole.events_total

@@ -287,7 +287,7 @@ def open_resources(settings: Settings) -> BatchResources:
     catalog = prepare_catalog([Candidate.from_block(b) for b in store.list_content(active_only=True)])
     reader = BulkReader(FeatureStoreService(settings))
     decision_log = open_settings_decision_log(settings)
-    content_ids = sorted(c.content_id for c in catalog.candidates)
+    content_ids = catalog.sorted_content_ids
 
     def source(ids: Sequence[str], now: datetime) -> list[ContactData]:
         profiles = read_profiles(store, ids)

@@ -42,6 +42,16 @@ class PreparedCatalog:
     config: GuardrailConfig
 
     @cached_property
+    def content_ids(self) -> frozenset[str]:
+        """The ids of the candidates (what a request's candidate ids are checked against)."""
+        return frozenset(c.content_id for c in self.candidates)
+
+    @cached_property
+    def sorted_content_ids(self) -> tuple[str, ...]:
+        """The candidates' ids in sorted order: the blocks whose statistics a decision reads."""
+        return tuple(sorted(self.content_ids))
+
+    @cached_property
     def action_catalog(self) -> ActionCatalog:
         """The decision log's view of the catalog (ids and action features), built once per catalog."""
         return ActionCatalog(
