@@ -2,7 +2,7 @@
 
 ``read_profiles`` fetches stored profiles with one ``IN`` query per 1,000 ids; ``BulkReader``
 reads Feast's online tables through ``features.online.DirectReader.read_contact_rows`` (one pipelined
-round trip of ``HMGET`` per 1,000 contacts on Redis, one ``SELECT ... IN`` per view on SQLite), reads the
+round trip of ``HMGET`` per 1,000 contacts on Redis, one ``UNION ALL`` of the views on SQLite), reads the
 candidate blocks' statistics once, and builds the contacts' ``DecisionFeatures`` with ``assemble_many`` —
 the maths the single lookup's ``assemble`` runs for one contact — so a contact's features are identical
 whichever path read them.

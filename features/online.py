@@ -482,7 +482,8 @@ class DirectReader:
     """The fast path: reads Feast's online tables directly with precomputed keys and field hashes.
 
     Built from the store's repo config: Redis (one server-side script for the contact and the content blocks
-    not cached yet) or SQLite (one indexed ``SELECT`` per feature view). Content statistics are cached between
+    not cached yet) or SQLite (the contact views' indexed ``SELECT``s as one ``UNION ALL``, and one for the
+    blocks not cached yet). Content statistics are cached between
     lookups and dropped whenever the online store's content version moves (``ContentCache``).
     """
 
@@ -600,8 +601,8 @@ class DirectReader:
     # -- bulk (features.bulk_lookup) ---------------------------------------------------------------------
     def read_contact_rows(self, contact_ids: Sequence[str]) -> list[Row]:
         """Many contacts' stored rows in ``contact_ids`` order (``{}`` for unknown ids), without content
-        statistics: one pipelined round trip of ``HMGET`` on Redis, one ``SELECT ... IN`` per view on
-        SQLite. Same field hashes and decoding as ``read``."""
+        statistics: one pipelined round trip of ``HMGET`` on Redis, one ``UNION ALL`` of the views'
+        ``SELECT ... IN`` on SQLite. Same field hashes and decoding as ``read``."""
         if self.kind == "redis":
             fields = self._contact_fields
             hashes = [h for _, h in fields]
