@@ -2,7 +2,7 @@
 insight and the trivial `GET /healthz`, in one run.
 
 Run:  python benchmarks/bench_api_load.py [--data-dir DIR] [--seconds 10] [--rate 100] [--concurrency 8]
-      [--json] [--profile 10 --py-spy PATH] [--goals-only]
+      [--json] [--profile 10 --py-spy PATH] [--goals-only] [--http-floor] [--workers N]
 
 Builds the demo state with `ripen demo --no-serve` (or reuses ``--data-dir`` when it holds one), creates an
 engine+sales key, starts `ripen serve` (uvicorn, one worker, a real server process) on a free port and
@@ -15,6 +15,9 @@ measures each endpoint twice:
   installed (``apt-get install wrk``; light on the shared CPUs), else the same asyncio client.
 
 Goals (issue #6): recommend p99 <= 10 ms at 100 requests/s, and recommend throughput >= 1/3 of /healthz's.
+With ``--http-floor`` a second server (``http_floor_server.py``) replays each request's first decision, and
+/healthz and recommend are measured on it at fixed concurrency: recommend's throughput with every cost but
+the decision, and from it the server time per decision that the 1/3 goal leaves.
 With ``--profile`` the server is sampled with py-spy during a closed-loop recommend run and the functions with
 the most samples are printed. The machine is shared: the load average is printed with the numbers.
 """
@@ -33,7 +36,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -523,8 +527,15 @@ async def measure(
     return results
 
 
-def print_table(results: list[Measurement], verdict: dict[str, Any]) -> None:
-    table = Table(title="ripen serve under load (one uvicorn worker, embedded stores, demo champions)")
+def title(args: argparse.Namespace) -> str:
+    """What was served: worker processes and the stores' profile (``RIPEN_PROFILE``)."""
+    workers = "one uvicorn worker" if args.workers == 1 else f"{args.workers} uvicorn workers"
+    stores = "PostgreSQL + Redis" if os.environ.get("RIPEN_PROFILE") == "production" else "embedded stores"
+    return f"ripen serve under load ({workers}, {stores}, demo champions)"
+
+
+def print_table(results: list[Measurement], verdict: dict[str, Any], heading: str) -> None:
+    table = Table(title=heading)
     columns = ("endpoint", "load", "n", "p50 ms", "p99 ms", "req/s", "non-2xx", "server CPU ms/req", "batch")
     for column in columns:
         table.add_column(column, justify="left" if column in ("endpoint", "load") else "right")
@@ -540,7 +551,7 @@ def print_table(results: list[Measurement], verdict: dict[str, Any]) -> None:
             f"{m.server_cpu_ms:.2f}" if m.server_cpu_ms is not None else "",
             f"{m.mean_batch:.1f}" if m.mean_batch else "",
         )
-    Console().print(table)
+    Console(width=150).print(table)
     for name, value in verdict.items():
         print(f"{name}: {value}")
 
@@ -560,6 +571,11 @@ def main() -> None:
         "--profile-gil", action="store_true", help="Sample only the GIL holder (CPU), not every thread."
     )
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy", help="py-spy executable.")
+    parser.add_argument(
+        "--http-floor",
+        action="store_true",
+        help="Also measure recommend with its decisions replayed (benchmarks/http_floor_server.py), c only.",
+    )
     parser.add_argument("--json", action="store_true", help="Print one JSON document instead of a table.")
     parser.add_argument(
         "--goals-only",
@@ -579,39 +595,28 @@ def main() -> None:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         log_path = workdir / "server.log"
-        with log_path.open("w") as server_log:
-            server = subprocess.Popen(
-                [sys.executable, "-m", "ripen", "serve", "--port", str(port), "--workers", str(args.workers)],
-                env=env,
-                stdout=server_log,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                models = wait_ready(base)
-                console.print(f"server ready: {models}")
-                tgts = targets(contacts, candidates)[: 2 if args.goals_only else None]
-                results = asyncio.run(measure(args, port, key.stdout.strip(), tgts, workdir, server.pid))
-                hotspots: list[Hotspot] = []
-                if args.profile > 0:
-                    wrk = shutil.which("wrk") or "wrk"
-                    hotspots = profile(
-                        args.py_spy,
-                        server.pid,
-                        args.profile,
-                        lambda: closed_loop_wrk(
-                            wrk, base, key.stdout.strip(), tgts[1], args.concurrency, args.profile, workdir
-                        ),
-                        workdir,
-                        args.profile_gil,
-                    )
-            except BaseException:
-                console.print(
-                    "server log (last lines):\n" + "\n".join(log_path.read_text().splitlines()[-15:])
+        serve = ["-m", "ripen", "serve", "--port", str(port), "--workers", str(args.workers)]
+        with server_process(serve, env, log_path) as server_pid:
+            models = wait_ready(base)
+            console.print(f"server ready: {models}")
+            tgts = targets(contacts, candidates)[: 2 if args.goals_only else None]
+            results = asyncio.run(measure(args, port, key.stdout.strip(), tgts, workdir, server_pid))
+            hotspots: list[Hotspot] = []
+            if args.profile > 0:
+                wrk = shutil.which("wrk") or "wrk"
+                hotspots = profile(
+                    args.py_spy,
+                    server_pid,
+                    args.profile,
+                    lambda: closed_loop_wrk(
+                        wrk, base, key.stdout.strip(), tgts[1], args.concurrency, args.profile, workdir
+                    ),
+                    workdir,
+                    args.profile_gil,
                 )
-                raise
-            finally:
-                server.terminate()
-                server.wait(timeout=30)
+        floor: list[Measurement] = []
+        if args.http_floor:
+            floor = http_floor(args, env, key.stdout.strip(), targets(contacts, candidates)[:2], workdir)
         server_errors = [line for line in log_path.read_text().splitlines() if "[error" in line][:5]
     rec_rate = results[1]
     health_tp = next(m for m in results if m.endpoint == "GET /healthz" and m.mode.startswith("c="))
@@ -631,6 +636,7 @@ def main() -> None:
             (health_tp.server_cpu_ms or 0.0) / (rec_tp.server_cpu_ms or 1.0), 3
         ),
         "mean recommend batch at c": rec_tp.mean_batch,
+        **floor_verdict(floor, health_tp),
         "served models": models,
         "degraded answers (fixed-rate runs)": dict(DEGRADED),
         "load average (1 min)": round(os.getloadavg()[0], 2),
@@ -641,13 +647,14 @@ def main() -> None:
             json.dumps(
                 {
                     "results": [asdict(m) for m in results],
+                    "http_floor": [asdict(m) for m in floor],
                     "verdict": verdict,
                     "profile": [asdict(h) for h in hotspots],
                 }
             )
         )
         return
-    print_table(results, verdict)
+    print_table(results + floor, verdict, title(args))
     if hotspots:
         scope = "the GIL holder's samples" if args.profile_gil else "all threads' samples"
         print(f"\npy-spy, {args.profile:g} s of closed-loop recommend, share of {scope} in the server:")
@@ -657,6 +664,75 @@ def main() -> None:
         print("  any function, own % (on top of the stack):")
         for h in sorted(hotspots, key=lambda h: -h.own_pct)[:20]:
             print(f"  {h.own_pct:6.1f}  {h.frame}")
+
+
+@contextmanager
+def server_process(argv: list[str], env: dict[str, str], log_path: Path) -> Iterator[int]:
+    """A server started as ``python ARGV`` (output to ``log_path``); yields its pid, stops it on exit and
+    prints the log's last lines if the body failed."""
+    with log_path.open("w") as server_log:
+        server = subprocess.Popen(
+            [sys.executable, *argv], env=env, stdout=server_log, stderr=subprocess.STDOUT
+        )
+        try:
+            yield server.pid
+        except BaseException:
+            console.print("server log (last lines):\n" + "\n".join(log_path.read_text().splitlines()[-15:]))
+            raise
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def http_floor(
+    args: argparse.Namespace, env: dict[str, str], key: str, tgts: list[Target], workdir: Path
+) -> list[Measurement]:
+    """/healthz and recommend at fixed concurrency on a server that replays each request's first decision:
+    every cost of recommend but the decision itself (``http_floor_server.py``)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    script = str(Path(__file__).with_name("http_floor_server.py"))
+    wrk = shutil.which("wrk") if args.client == "wrk" else None
+    out = []
+    with server_process([script, "serve", "--port", str(port)], env, workdir / "floor.log"):
+        wait_ready(base)
+        for target in tgts:
+            for i in range(200):  # decide each prepared request once: the measurement replays them
+                httpx.request(
+                    target.method, f"{base}{target.path(i)}", json=target.body(i), headers={"X-API-Key": key}
+                )
+            if wrk:
+                measured = closed_loop_wrk(wrk, base, key, target, args.concurrency, args.seconds, workdir)
+            else:
+                measured = asyncio.run(_closed_loop_once(args, port, key, target))
+            out.append(replace(measured, mode=f"{measured.mode}, decisions replayed"))
+    return out
+
+
+async def _closed_loop_once(args: argparse.Namespace, port: int, key: str, target: Target) -> Measurement:
+    """``closed_loop`` on fresh connections (the asyncio client, when wrk is not used)."""
+    pool = Connections("127.0.0.1", port, size=args.concurrency)
+    await pool.open()
+    try:
+        prepared = [encode(target, i, f"127.0.0.1:{port}", key) for i in range(200)]
+        return await closed_loop(pool, target, prepared, args.concurrency, args.seconds)
+    finally:
+        await pool.close()
+
+
+def floor_verdict(floor: list[Measurement], health: Measurement) -> dict[str, Any]:
+    """What the replay server says about the throughput goal: recommend's share of /healthz without its
+    decision, and the server time per decision left for reaching 1/3 of this run's /healthz."""
+    if not floor:
+        return {}
+    f_health, f_recommend = floor
+    budget_ms = (1 / (GOAL_THROUGHPUT_SHARE * health.rps) - 1 / f_recommend.rps) * 1000
+    return {
+        "HTTP floor: recommend with decisions replayed / healthz, same server": round(
+            f_recommend.rps / f_health.rps, 3
+        ),
+        "time per decision the 1/3 goal leaves (ms, at this run's healthz)": round(budget_ms, 3),
+    }
 
 
 def batch_sizes(base: str) -> tuple[float, float]:
