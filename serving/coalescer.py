@@ -5,10 +5,11 @@ together as the next batch (at most ``max_batch``): one bulk feature read, one p
 one decision-log commit for all of them, as serving systems batch inference (Triton, Ray Serve). Each request
 still gets its own answer, logged durably before it is returned.
 
-A lone request (nothing else queued) is decided on the event loop itself and its log commit awaited there:
-handing one decision to a worker thread and back cost more CPU than it took, and more latency at the spaced
-arrivals where a lone request is the rule (the p99 at a fixed rate). Batches go to the thread pool, so the
-loop keeps reading requests while a larger decision runs.
+With ``lone_on_loop`` (the embedded stores: every read is a local file) a lone request, nothing else queued,
+is decided on the event loop itself and its log commit awaited there: handing one decision to a worker thread
+and back cost more CPU than it took, and more latency at the spaced arrivals where a lone request is the rule
+(the p99 at a fixed rate). Batches, and every decision whose reads cross a network (PostgreSQL, Redis: a
+stalled server must not freeze the loop), go to the thread pool.
 
 - A contact id already in a batch waits for the next one (``recommend_batch`` needs unique contacts), so
   duplicate contacts in one window are decided separately, in arrival order.
@@ -46,15 +47,23 @@ class RecommendCoalescer:
 
     Parameters: ``pipeline``, the decision pipeline; ``metrics``, where decisions and batch sizes are
     counted; ``max_batch``, the most requests decided together (bounds the latency a batch adds to its
-    last member). Use from one event loop; the decisions themselves run in the thread pool.
+    last member); ``lone_on_loop``, decide a lone request on the event loop (only where the pipeline's
+    reads cannot block on a network). Use from one event loop; other decisions run in the thread pool.
     """
 
-    def __init__(self, pipeline: DecisionPipeline, metrics: ServingMetrics, max_batch: int = 32) -> None:
+    def __init__(
+        self,
+        pipeline: DecisionPipeline,
+        metrics: ServingMetrics,
+        max_batch: int = 32,
+        lone_on_loop: bool = False,
+    ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, but got {max_batch}")
         self.pipeline = pipeline
         self.metrics = metrics
         self.max_batch = max_batch
+        self.lone_on_loop = lone_on_loop
         self._queue: deque[_Waiting] = deque()
         self._draining: asyncio.Task[None] | None = None
 
@@ -98,7 +107,7 @@ class RecommendCoalescer:
     async def _decide(self, batch: list[_Waiting]) -> None:
         self.metrics.observe_batch_size(len(batch))
         try:
-            if len(batch) == 1 and not self._queue:
+            if self.lone_on_loop and len(batch) == 1 and not self._queue:
                 outcomes = await self._decide_on_loop(batch[0])
             else:
                 outcomes = await run_in_threadpool(

@@ -116,6 +116,12 @@ class DecisionPipeline:
     _bulk_reader: BulkReader | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @property
+    def local_reads(self) -> bool:
+        """Whether every read of a decision is a local file (SQLite event and online stores), so a decision
+        cannot hang on a stalled network server."""
+        return local_reads(self.settings)
+
     # -- loading ----------------------------------------------------------------------------------------
     @classmethod
     def load(cls, settings: Settings) -> DecisionPipeline:
@@ -297,6 +303,11 @@ class DecisionPipeline:
         if self._bulk_reader is not None:
             self._bulk_reader.close()
         self.decision_log.close()
+
+
+def local_reads(settings: Settings) -> bool:
+    """True for SQLite event and online stores: their reads are local files, never a network round trip."""
+    return settings.event_store_url.startswith("sqlite") and settings.online_store == "sqlite"
 
 
 def contact_hash(contact_id: str) -> str:

@@ -4,6 +4,7 @@ world: batched decisions equal lone ones, duplicates and failures stay per reque
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from features.schemas import Channel
 from ripen.settings import Settings
 from serving.coalescer import RecommendCoalescer
 from serving.metrics import ServingMetrics
-from serving.pipeline import DecisionPipeline, Outcome, RecommendInput
+from serving.pipeline import DecisionPipeline, Outcome, RecommendInput, local_reads
 from tests.decision_world import build_world
 
 CONTACTS = ("c-ready", "c-sql", "c-nocons", "anon-1", "anon-2")
@@ -182,7 +183,7 @@ def test_a_lone_request_is_answered_after_its_commit_and_the_loop_runs_meanwhile
         committed.extend(row["event_id"] for write in batch for row in write.rows)
 
     monkeypatch.setattr(log, "_commit", slow_commit)
-    coalescer = RecommendCoalescer(pipeline, ServingMetrics())
+    coalescer = RecommendCoalescer(pipeline, ServingMetrics(), lone_on_loop=True)
 
     async def lone_with_ticker() -> tuple[Outcome, int, list[str]]:
         ticks = 0
@@ -204,6 +205,39 @@ def test_a_lone_request_is_answered_after_its_commit_and_the_loop_runs_meanwhile
     assert "lone-slow-commit" in seen_at_answer  # committed before the answer
     assert ticks >= 10  # the loop ran through the 0.3 s commit
     assert pipeline.decision_log.get("lone-slow-commit") is not None
+
+
+@pytest.mark.parametrize("lone_on_loop", [True, False])
+def test_a_lone_request_runs_on_the_loop_only_when_asked(
+    pipeline: DecisionPipeline, store: EventStore, monkeypatch: pytest.MonkeyPatch, lone_on_loop: bool
+) -> None:
+    """Reads that may cross a network (PostgreSQL, Redis) never run on the loop; local files may."""
+    read = pipeline.contact_data
+    readers: list[int] = []
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        readers.append(threading.get_ident())
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "contact_data", recorded)
+    coalescer = RecommendCoalescer(pipeline, ServingMetrics(), lone_on_loop=lone_on_loop)
+
+    async def lone() -> tuple[Outcome, int]:
+        answer = await coalescer.recommend(request("c-ready", f"lone-thread-{lone_on_loop}"), store)
+        return answer, threading.get_ident()
+
+    answer, loop_thread = asyncio.run(lone())
+    assert answer.decision.event_id == f"lone-thread-{lone_on_loop}"
+    assert (readers == [loop_thread]) is lone_on_loop and len(readers) == 1
+
+
+def test_only_embedded_stores_count_as_local_reads(tmp_path: Path) -> None:
+    assert local_reads(Settings(data_dir=tmp_path))
+    assert not local_reads(Settings(data_dir=tmp_path, profile="production"))
+    assert not local_reads(Settings(data_dir=tmp_path, online_store="redis"))
+    assert not local_reads(
+        Settings(data_dir=tmp_path, event_store_url="postgresql://postgres@127.0.0.1:5432/ripen")
+    )
 
 
 def test_max_batch_must_be_positive(pipeline: DecisionPipeline) -> None:

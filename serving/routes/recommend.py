@@ -53,7 +53,12 @@ async def get_recommend_context(request: Request) -> RecommendContext:
     pipeline = await get_pipeline(state)
     coalescer: RecommendCoalescer | None = getattr(request.app.state, "recommend_coalescer", None)
     if coalescer is None or coalescer.pipeline is not pipeline:
-        coalescer = RecommendCoalescer(pipeline, state.metrics, max_batch=state.settings.recommend_max_batch)
+        coalescer = RecommendCoalescer(
+            pipeline,
+            state.metrics,
+            max_batch=state.settings.recommend_max_batch,
+            lone_on_loop=pipeline.local_reads,
+        )
         request.app.state.recommend_coalescer = coalescer
     return RecommendContext(coalescer, await get_event_store(state))
 
