@@ -430,6 +430,14 @@ return out
 """
 
 
+def redis_client(url: str, timeout_seconds: float) -> Any:
+    """A Redis client that gives up on a connect, read or write after ``timeout_seconds``: a stalled server
+    raises ``redis.TimeoutError`` (callers answer from their fallback) instead of hanging the caller."""
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds)
+
+
 def content_version_key(project: str) -> bytes:
     """The Redis key counting content-statistics writes; readers drop cached content rows when it moves."""
     return f"{project}:content_stats:version".encode()
@@ -497,9 +505,8 @@ class DirectReader:
         online = config.online_store
         self.kind: str = online.type
         if self.kind == "redis":
-            import redis
-
-            self._redis = redis.Redis.from_url(store.settings.redis_url)
+            settings = store.settings
+            self._redis = redis_client(settings.redis_url, settings.redis_timeout_seconds)
             self._version_key = content_version_key(self.project)
             # (feature name, Feast's field hash) of each contact feature; features.bulk_lookup reads them too.
             self._contact_fields = [

@@ -54,6 +54,7 @@ from features.online import (
     OnlineReader,
     bump_content_version,
     lookup,
+    redis_client,
 )
 from features.points import DEFAULT_POINTS, PointsWeights
 from features.schemas import ContactProfile, ContentBlock, EngagementEvent, EventType
@@ -379,9 +380,7 @@ class FeatureStoreService:
 
     def _redis_client(self) -> Any:
         if self._redis is None:
-            import redis
-
-            self._redis = redis.Redis.from_url(self.settings.redis_url)
+            self._redis = redis_client(self.settings.redis_url, self.settings.redis_timeout_seconds)
         return self._redis
 
     def historical_features(self, entity_df: pd.DataFrame, service_name: str) -> pd.DataFrame:

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
         default=None, description="Feast online store; by profile if unset."
     )
     redis_url: str = DEFAULT_REDIS_URL
+    redis_timeout_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="How long a Redis connect, read or write may stall before it fails (recommend then "
+        "answers degraded from the stage-fit fallback; events stay stored).",
+    )
     postgres_url: str = DEFAULT_POSTGRES_URL
     mlflow_tracking_uri: str = Field(default="", description="MLflow backend store; derived if empty.")
     mlflow_artifact_root: str = Field(

@@ -28,7 +28,7 @@ import structlog
 from features.bulk_lookup import BulkReader, read_profiles
 from features.decision_log import DecisionLog, DecisionRecord, open_settings_decision_log
 from features.event_store import EventStore
-from features.online import CONTACT_VIEWS, DecisionFeatures, entity_key, redis_key
+from features.online import CONTACT_VIEWS, DecisionFeatures, entity_key, redis_client, redis_key
 from features.schemas import Channel, ContactProfile
 from features.store import FeatureStoreService
 from models.context import Candidate
@@ -276,9 +276,7 @@ class DecisionPipeline:
         config = self.features.feast.config
         project, version = config.project, config.entity_key_serialization_version
         if config.online_store.type == "redis":
-            import redis
-
-            client = redis.Redis.from_url(self.settings.redis_url)
+            client = redis_client(self.settings.redis_url, self.settings.redis_timeout_seconds)
             try:
                 return bool(client.delete(redis_key(project, "contact_id", contact_id, version)))
             finally:

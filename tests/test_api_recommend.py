@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +147,47 @@ def test_online_store_down_gives_a_degraded_stage_fit_answer(tmp_path: Path) -> 
     assert answer["action"] == "content"
     assert answer["content_id"] in {"guide", "faq"}  # stage fit on the stored profile
     assert answer["probability"] == pytest.approx(1.0)
+
+
+def test_a_stalled_online_store_gives_a_degraded_answer_and_events_are_still_stored(tmp_path: Path) -> None:
+    """Redis accepts connections and never answers (a listening socket nobody reads): reads give up after
+    ``redis_timeout_seconds``, so the app starts, recommend answers from the fallback and events are stored.
+    Without the timeout every read would wait forever; closing the socket after 60 s ends such a hang."""
+    stalled = socket.socket()
+    stalled.bind(("127.0.0.1", 0))
+    stalled.listen(64)  # the kernel completes the connections; nothing ever reads or answers them
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        datasets_dir=tmp_path / "datasets",
+        online_store="redis",
+        redis_url=f"redis://127.0.0.1:{stalled.getsockname()[1]}/0",
+        redis_timeout_seconds=0.2,
+    )
+    build_world_without_online(settings)
+    keys = make_keys(settings)
+    event = {
+        "event_id": "stalled-1",
+        "contact_id": "c-ready",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "type": "email_open",
+        "channel": "email",
+    }
+
+    def serve() -> tuple[dict[str, Any], int, dict[str, Any]]:
+        with running_client(settings) as client:
+            answer = ask(client, keys, contact_id="c-ready")
+            ingested = client.post("/v1/events", json={"events": [event]}, headers=keys.engine)
+            return answer, ingested.status_code, ingested.json()
+
+    pool = ThreadPoolExecutor(1)
+    try:
+        answer, status, ingested = pool.submit(serve).result(timeout=60)
+    finally:
+        stalled.close()
+        pool.shutdown(wait=True)
+    assert answer["degraded"] is True and answer["versions"]["policy"] == "stage-fit-fallback"
+    assert answer["content_id"] in {"guide", "faq"}
+    assert status == 202 and ingested["stored"] == 1
 
 
 def build_world_without_online(settings: Settings) -> None:
