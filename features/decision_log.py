@@ -44,6 +44,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from features.sql_timeouts import postgres_timeout_args
+
 if TYPE_CHECKING:
     from ripen.settings import Settings
 
@@ -270,11 +272,14 @@ def _engine_url(url: str) -> str:
 class DecisionLog:
     """Decisions and rewards in SQLite or PostgreSQL, behind one interface (see the module docstring)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, statement_timeout_seconds: float | None = None) -> None:
         engine_url = _engine_url(url)
+        connect_args: dict[str, Any] = {}
         if engine_url.startswith("sqlite:///"):
             Path(engine_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self._engine: Engine = sa.create_engine(engine_url, future=True)
+        else:  # PostgreSQL: bounded connects and statements when asked (serving)
+            connect_args = postgres_timeout_args(statement_timeout_seconds)
+        self._engine: Engine = sa.create_engine(engine_url, future=True, connect_args=connect_args)
         if self._engine.dialect.name == "sqlite":
             sa.event.listen(self._engine, "connect", _sqlite_pragmas)
         metadata.create_all(self._engine)
@@ -839,5 +844,8 @@ def open_decision_log(url: str) -> DecisionLog:
     return DecisionLog(url)
 
 
-def open_settings_decision_log(settings: Settings) -> DecisionLog:
-    return DecisionLog(decision_log_url(settings))
+def open_settings_decision_log(settings: Settings, *, serving: bool = False) -> DecisionLog:
+    """The decision log ``settings`` names; ``serving`` bounds each PostgreSQL statement by
+    ``settings.serving_statement_timeout_seconds``."""
+    timeout = settings.serving_statement_timeout_seconds if serving else None
+    return DecisionLog(decision_log_url(settings), statement_timeout_seconds=timeout)

@@ -231,22 +231,29 @@ def open_event_store(
     *,
     max_clock_skew_seconds: int = 300,
     max_properties_bytes: int = 16_384,
+    statement_timeout_seconds: float | None = None,
 ) -> EventStore:
     """Open (and create if needed) the store at ``url``: ``sqlite:///path/events.db`` or ``postgresql://...``.
 
-    The SQLite file's folder is created here, on demand, never at import time.
+    The SQLite file's folder is created here, on demand, never at import time. ``statement_timeout_seconds``
+    bounds each PostgreSQL connect and statement (``None``: no limit).
     """
     from features.event_store_sql import SqlEventStore
 
     return SqlEventStore(
-        url, max_clock_skew_seconds=max_clock_skew_seconds, max_properties_bytes=max_properties_bytes
+        url,
+        max_clock_skew_seconds=max_clock_skew_seconds,
+        max_properties_bytes=max_properties_bytes,
+        statement_timeout_seconds=statement_timeout_seconds,
     )
 
 
-def open_settings_event_store(settings: Settings) -> EventStore:
-    """The store ``settings`` names, with its clock-skew and properties limits."""
+def open_settings_event_store(settings: Settings, *, serving: bool = False) -> EventStore:
+    """The store ``settings`` names, with its clock-skew and properties limits; ``serving`` bounds each
+    PostgreSQL statement by ``settings.serving_statement_timeout_seconds``."""
     return open_event_store(
         settings.event_store_url,
         max_clock_skew_seconds=settings.max_clock_skew_seconds,
         max_properties_bytes=settings.max_properties_bytes,
+        statement_timeout_seconds=settings.serving_statement_timeout_seconds if serving else None,
     )

@@ -67,6 +67,7 @@ from features.event_store import (
 )
 from features.ingest import check_limits, compact_json
 from features.schemas import Channel, ContactProfile, ContentBlock, EngagementEvent, EventType
+from features.sql_timeouts import postgres_timeout_args
 
 log = structlog.get_logger(__name__)
 
@@ -187,7 +188,12 @@ class SqlEventStore(EventStore):
     """``EventStore`` on SQLite (embedded, WAL) or PostgreSQL, picked by the URL's scheme."""
 
     def __init__(
-        self, url: str, *, max_clock_skew_seconds: int = 300, max_properties_bytes: int = 16_384
+        self,
+        url: str,
+        *,
+        max_clock_skew_seconds: int = 300,
+        max_properties_bytes: int = 16_384,
+        statement_timeout_seconds: float | None = None,
     ) -> None:
         if max_clock_skew_seconds < 0:
             raise ValueError(f"max_clock_skew_seconds must be >= 0, but got {max_clock_skew_seconds}")
@@ -196,7 +202,7 @@ class SqlEventStore(EventStore):
         self.max_clock_skew_seconds = max_clock_skew_seconds
         self.max_properties_bytes = max_properties_bytes
         self.dialect, sa_url = _sqlalchemy_url(url)
-        self.engine = self._create_engine(sa_url)
+        self.engine = self._create_engine(sa_url, statement_timeout_seconds)
         try:
             metadata.create_all(self.engine, checkfirst=True)
         except OperationalError as exc:
@@ -204,9 +210,11 @@ class SqlEventStore(EventStore):
             shown = make_url(sa_url).render_as_string(hide_password=True)
             raise EventStoreUnavailable(f"event store at {shown} cannot be opened: {exc.orig}") from exc
 
-    def _create_engine(self, sa_url: str) -> Engine:
+    def _create_engine(self, sa_url: str, statement_timeout_seconds: float | None) -> Engine:
         if self.dialect == "postgresql":
-            return create_engine(sa_url, pool_pre_ping=True)
+            return create_engine(
+                sa_url, pool_pre_ping=True, connect_args=postgres_timeout_args(statement_timeout_seconds)
+            )
         database = make_url(sa_url).database
         if not database or database == ":memory:":
             raise ValueError("event_store_url must name a SQLite file (sqlite:///path/events.db), not memory")

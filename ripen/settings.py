@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         "answers degraded from the stage-fit fallback; events stay stored).",
     )
     postgres_url: str = DEFAULT_POSTGRES_URL
+    serving_statement_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long a PostgreSQL connect or statement of `ripen serve` may take before it fails "
+        "(the route answers 503; batch jobs and exports have no limit).",
+    )
     mlflow_tracking_uri: str = Field(default="", description="MLflow backend store; derived if empty.")
     mlflow_artifact_root: str = Field(
         default="", description="Where MLflow puts artifacts; derived if empty."

@@ -128,7 +128,7 @@ class DecisionPipeline:
         """Open the decision log and feature store; load champions when the registry has any."""
         pipeline = cls(
             settings=settings,
-            decision_log=open_settings_decision_log(settings),
+            decision_log=open_settings_decision_log(settings, serving=True),
             features=FeatureStoreService(settings),
         )
         pipeline.load_champions()

@@ -42,7 +42,7 @@ class LazyEventStore:
                 raise EventStoreUnavailable(self._last_error or "event store not open yet")
             self._last_attempt = now
             try:
-                self.store = open_settings_event_store(self.settings)
+                self.store = open_settings_event_store(self.settings, serving=True)
             except EventStoreUnavailable as exc:
                 self._last_error = str(exc)
                 log.warning("event_store_unavailable", profile=self.settings.profile, error=str(exc))

@@ -7,6 +7,7 @@ acknowledged), never a 500, and ``/readyz`` reports the store as not ready.
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -100,3 +101,31 @@ def test_starts_without_its_database_and_recovers_when_it_appears(
     finally:
         with psycopg.connect(postgres_server_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_locked_table_gives_503_after_the_statement_timeout_then_ingest_resumes(
+    production: Settings,
+) -> None:
+    """Another session holds the events table locked: ingestion waits at most
+    ``serving_statement_timeout_seconds`` and answers 503 (nothing stored), the app stays up, and the same
+    batch is stored once the lock is gone. Without the limit the request would wait for the lock forever
+    (the lock is let go after 60 s, which ends such a wait)."""
+    bounded = production.model_copy(update={"serving_statement_timeout_seconds": 0.5})
+    keys = make_keys(bounded)
+    with running_client(bounded) as client:
+        assert client.post("/v1/events", json={"events": [event(1)]}, headers=keys.engine).status_code == 202
+        with psycopg.connect(bounded.postgres_url) as locker, ThreadPoolExecutor(1) as pool:
+            locker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")  # held until the block ends
+            try:
+                pending = pool.submit(
+                    client.post, "/v1/events", json={"events": [event(2)]}, headers=keys.engine
+                )
+                assert client.get("/healthz").status_code == 200  # the app answers meanwhile
+                refused = pending.result(timeout=60)
+            finally:
+                locker.rollback()
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+        accepted = client.post("/v1/events", json={"events": [event(2)]}, headers=keys.engine)
+        assert accepted.status_code == 202 and accepted.json()["stored"] == 1
+    with open_settings_event_store(bounded) as store:
+        assert [e.event_id for e in store.events_for_contact("c-1")] == ["e-1", "e-2"]
