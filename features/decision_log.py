@@ -325,10 +325,10 @@ class DecisionLog:
 
         An event loop awaits it (``asyncio.wrap_future``) instead of parking a thread on the commit.
         """
-        done: Future[LogResult] = Future()
         if not records:
-            done.set_result(LogResult(0, 0))
-            return done
+            nothing: Future[LogResult] = Future()
+            nothing.set_result(LogResult(0, 0))
+            return nothing
         catalogs = _catalogs_of(records)
         rows = [_decision_row(r, c) for r, c in zip(records, catalogs, strict=True)]
         pending = _PendingWrite(rows, {c.version: c for c in dict.fromkeys(catalogs)})

@@ -491,8 +491,8 @@ class DirectReader:
 
     Built from the store's repo config: Redis (one server-side script for the contact and the content blocks
     not cached yet) or SQLite (the contact views' indexed ``SELECT``s as one ``UNION ALL``, and one for the
-    blocks not cached yet). Content statistics are cached between
-    lookups and dropped whenever the online store's content version moves (``ContentCache``).
+    blocks not cached yet). Content statistics are cached between lookups and dropped whenever the online
+    store's content version moves (``ContentCache``).
     """
 
     def __init__(self, store: Any) -> None:
